@@ -1,0 +1,170 @@
+"""Platform configuration: `.brickopscfg/config.yml` (naming templates + `meshops:`) and the
+clusters file. Owned by the platform team; validated before any name or plan is made."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from databricks.sdk.service.compute import ClusterSpec
+from pydantic import Field, field_validator, model_validator
+
+from meshops import yamldoc
+from meshops.errors import InvalidFiles, Problem
+from meshops.yamldoc import StrictModel
+
+CONFIG_FILE = Path(".brickopscfg/config.yml")
+RESOURCES = ("catalog", "db", "job", "pipeline", "model")
+Cloud = Literal["azure", "aws", "gcp"]
+
+
+class Template(StrictModel):
+    """brickops naming template of one resource: `prod`, `other`, and optional per-env ones."""
+
+    model_config = StrictModel.model_config | {"extra": "allow"}
+    prod: str
+    other: str
+
+    @model_validator(mode="after")
+    def _safe(self) -> Template:
+        for env, template in self.by_env().items():
+            if not template.replace("{", "").replace("}", "").replace("_", "").isalnum():
+                msg = (
+                    f"template for '{env}' is {template!r}; expected letters, digits, "
+                    "underscores and {placeholders} only"
+                )
+                raise ValueError(msg)
+        return self
+
+    def by_env(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.model_dump().items()}
+
+
+class Naming(StrictModel):
+    catalog: Template
+    db: Template
+    job: Template
+    pipeline: Template
+    model: Template
+
+
+class RunAs(StrictModel):
+    """Identity a job runs as (exactly one of the two)."""
+
+    service_principal_name: str | None = None
+    user_name: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> RunAs:
+        if (self.service_principal_name is None) == (self.user_name is None):
+            raise ValueError("expected exactly one of service_principal_name, user_name")
+        return self
+
+
+class Janitor(StrictModel):
+    stale_days: int = Field(default=14, ge=0)
+
+
+class Settings(StrictModel):
+    """The `meshops:` section."""
+
+    git_url: str
+    git_provider: Literal[
+        "gitHub", "gitHubEnterprise", "gitLab", "gitLabEnterpriseEdition",
+        "bitbucketCloud", "bitbucketServer", "azureDevOpsServices", "awsCodeCommit",
+    ] = "gitHub"
+    main_branch: str = "main"
+    cloud: Cloud = "azure"
+    clusters_file: str = ".brickopscfg/clusters.yml"
+    default_cluster: str = "common"
+    artifacts_path: str = Field(
+        description="where wheels of the libs are uploaded; one folder per deployment"
+    )
+    prod_run_as: RunAs
+    viewers_group: str | None = None
+    failure_emails: list[str] = Field(default_factory=list)
+    external_catalogs: list[str] = Field(default_factory=list)
+    janitor: Janitor = Janitor()
+    max_parallel_writes: int = Field(default=8, ge=1, le=64)
+
+    @field_validator("artifacts_path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith(("/Volumes/", "/Workspace/")):
+            raise ValueError(f"got {value!r}; expected a path under /Volumes/ or /Workspace/")
+        return value.rstrip("/")
+
+
+class ConfigFile(StrictModel):
+    model_config = StrictModel.model_config | {"extra": "forbid"}
+    naming: Naming
+    meshops: Settings
+
+
+class PlatformConfig:
+    """Validated platform settings of one repository."""
+
+    def __init__(self, repo_root: Path, file: ConfigFile, clusters: dict[str, dict[str, Any]]):
+        self.repo_root = repo_root
+        self.path = repo_root / CONFIG_FILE
+        self.naming = file.naming
+        self.settings = file.meshops
+        self.clusters = clusters
+
+    def cluster(self, key: str) -> dict[str, Any]:
+        """The `new_cluster` of a platform cluster for the configured cloud."""
+        return dict(self.clusters[key])
+
+
+def load(repo_root: Path) -> PlatformConfig:
+    """Read and validate the platform config of `repo_root` (cached per root)."""
+    return _load(repo_root.resolve())
+
+
+@cache
+def _load(repo_root: Path) -> PlatformConfig:
+    path = repo_root / CONFIG_FILE
+    if not path.is_file():
+        raise InvalidFiles(
+            [Problem(str(CONFIG_FILE), "", "missing; the platform config must exist")]
+        )
+    doc = yamldoc.load(path, repo_root)
+    file = yamldoc.validate(ConfigFile, doc)
+    clusters = _clusters(repo_root, file.meshops)
+    return PlatformConfig(repo_root, file, clusters)
+
+
+def _clusters(repo_root: Path, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Cluster specs for the configured cloud, checked against the SDK's ClusterSpec."""
+    path = repo_root / settings.clusters_file
+    doc = yamldoc.load(path, repo_root)
+    if not isinstance(doc.data, dict) or not doc.data:
+        raise InvalidFiles([doc.problem((), "expected a mapping of cluster key to per-cloud spec")])
+    problems = []
+    out: dict[str, dict[str, Any]] = {}
+    for key, per_cloud in doc.data.items():
+        if not isinstance(per_cloud, dict) or settings.cloud not in per_cloud:
+            problems.append(doc.problem((key,), f"expected a spec for cloud '{settings.cloud}'"))
+            continue
+        spec = per_cloud[settings.cloud]
+        if not isinstance(spec, dict):
+            problems.append(doc.problem((key, settings.cloud), "expected a mapping"))
+            continue
+        dropped = sorted(set(spec) - set(ClusterSpec.from_dict(spec).as_dict()))
+        if dropped:
+            problems.append(
+                doc.problem(
+                    (key, settings.cloud, dropped[0]),
+                    f"not a cluster setting the Clusters API knows: {', '.join(dropped)}",
+                )
+            )
+            continue
+        out[str(key)] = spec
+    if settings.default_cluster not in out and not problems:
+        problems.append(
+            doc.problem((), f"default_cluster '{settings.default_cluster}' is not defined here")
+        )
+    if problems:
+        raise InvalidFiles(problems)
+    return out

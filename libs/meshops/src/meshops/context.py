@@ -1,0 +1,241 @@
+"""Who, where and what: user, branch, commit, tag, env and repo root.
+
+Facts come from, in order: explicit overrides (CLI flags), `MESHOPS_*` variables,
+CI variables (GitHub Actions), the git checkout, or a Databricks notebook. The
+result is one immutable `Context` that is passed down explicitly.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import re
+import subprocess
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, cast, get_args
+
+from meshops.errors import InvalidInput, MeshopsError
+
+Env = Literal["local", "dev", "prod"]
+ENVS: tuple[str, ...] = get_args(Env)
+FIELDS = ("user", "branch", "commit", "tag", "env", "git_url")
+SEMVER_TAG = re.compile(r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+BRANCH_SLUG_MAX = 32
+DETACHED = "detached"
+
+# letters NFKD does not decompose to ASCII
+_FOLD = str.maketrans({"æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ß": "ss", "đ": "d", "ł": "l"})
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a name, plan or run depends on besides the files themselves."""
+
+    repo_root: Path
+    env: Env
+    user: str
+    branch: str
+    commit: str
+    tag: str | None
+    git_url: str
+    origin: str = "git"
+
+    @property
+    def short_commit(self) -> str:
+        return self.commit[:8]
+
+    @property
+    def user_slug(self) -> str:
+        """User part of names: what brickops makes of an email, reduced to [a-z0-9]."""
+        local = self.user.split("@")[0].replace(".", "").replace("-", "")
+        return slug(local, max_len=BRANCH_SLUG_MAX, keep="_") or "unknown"
+
+    @property
+    def branch_slug(self) -> str:
+        """Branch part of names: [a-z0-9] only, at most 32 chars, hash-suffixed when cut."""
+        return slug(self.branch, max_len=BRANCH_SLUG_MAX) or DETACHED
+
+    @property
+    def is_release(self) -> bool:
+        return self.tag is not None and SEMVER_TAG.match(self.tag) is not None
+
+    @property
+    def deployment(self) -> str:
+        """Deployment id, as brickops names it: `prod`, or env, user, branch and commit."""
+        if self.env == "prod":
+            return "prod"
+        return f"{self.env}_{self.user_slug}_{self.branch_slug}_{self.short_commit}"
+
+    @property
+    def version(self) -> str:
+        """What is deployed: the release tag, else the short commit."""
+        return self.tag if self.tag else self.short_commit
+
+    def with_env(self, env: str) -> Context:
+        return replace(self, env=check_env(env))
+
+
+def slug(text: str, *, max_len: int, keep: str = "") -> str:
+    """Lowercase ASCII letters and digits only; longer text is cut and given a hash suffix.
+
+    Deterministic: the same text always gives the same slug, and two long texts that
+    share a prefix still differ by their hash.
+    """
+    folded = unicodedata.normalize("NFKD", text.translate(_FOLD))
+    ascii_text = folded.encode("ascii", "ignore").decode().lower()
+    clean = re.sub(f"[^a-z0-9{re.escape(keep)}]", "", ascii_text)
+    if len(clean) <= max_len and (clean or not text):
+        return clean
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    return clean[: max_len - len(digest)] + digest
+
+
+def check_env(env: str) -> Env:
+    if env not in ENVS:
+        raise InvalidInput(f"env {env!r} is not known; expected one of: {', '.join(ENVS)}")
+    return cast(Env, env)
+
+
+def find_repo_root(start: Path | None = None) -> Path:
+    """The nearest folder holding `.brickopscfg/config.yml`, from `start` (cwd) upwards."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".brickopscfg" / "config.yml").is_file():
+            return folder
+    raise InvalidInput(
+        f"no .brickopscfg/config.yml in {here} or above: run meshops inside the monorepo"
+    )
+
+
+def detect(
+    repo_root: Path | None = None,
+    *,
+    env: str | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+    default_git_url: str = "",
+) -> Context:
+    """Build the Context from overrides, MESHOPS_* variables, CI variables and git."""
+    environ = os.environ if environ is None else environ
+    root = (repo_root or find_repo_root()).resolve()
+    facts: dict[str, str | None] = {"env": "local", "git_url": default_git_url}
+    origin = "git"
+    facts.update(_from_git(root))
+    if environ.get("GITHUB_ACTIONS") == "true":
+        origin = "ci"
+        facts.update({k: v for k, v in _from_github(environ).items() if v is not None})
+    for name in FIELDS:
+        value = environ.get(f"MESHOPS_{name.upper()}")
+        if value is not None:
+            facts[name] = value or None
+            origin = "override"
+    if env is not None:
+        facts["env"] = env
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            facts[name] = value
+            origin = "override"
+    return _build(root, facts, origin)
+
+
+def from_notebook(dbutils: Any, repo_root: Path) -> Context:
+    """The Context inside a Databricks notebook (or the local dbutils shim), via brickops."""
+    from brickops.databricks.context import current_env, get_context
+
+    db = get_context(dbutils)
+    widgets = db.widgets
+    facts: dict[str, str | None] = {
+        "user": db.username,
+        "branch": widgets.get("git_branch"),
+        "commit": widgets.get("git_commit"),
+        "tag": widgets.get("git_tag") or None,
+        "git_url": widgets.get("git_url", ""),
+        "env": current_env(db),
+    }
+    return _build(repo_root, facts, "notebook")
+
+
+def _build(root: Path, facts: Mapping[str, str | None], origin: str) -> Context:
+    commit = facts.get("commit") or ""
+    if not re.fullmatch(r"[0-9a-f]{7,40}", commit):
+        shown = commit or "nothing"
+        raise InvalidInput(
+            f"git commit is {shown!r}; expected a hex commit hash: commit your work "
+            "or set MESHOPS_COMMIT"
+        )
+    tag = facts.get("tag") or None
+    return Context(
+        repo_root=root,
+        env=check_env(facts.get("env") or "local"),
+        user=facts.get("user") or _os_user(),
+        branch=facts.get("branch") or "",
+        commit=commit,
+        tag=tag,
+        git_url=_strip_credentials(facts.get("git_url") or ""),
+        origin=origin,
+    )
+
+
+def _from_github(environ: Mapping[str, str]) -> dict[str, str | None]:
+    """GitHub Actions: PRs carry the branch in GITHUB_HEAD_REF; tags in GITHUB_REF_NAME."""
+    ref_type = environ.get("GITHUB_REF_TYPE", "branch")
+    ref_name = environ.get("GITHUB_REF_NAME")
+    branch = environ.get("GITHUB_HEAD_REF") or (ref_name if ref_type == "branch" else None)
+    server, repo = environ.get("GITHUB_SERVER_URL"), environ.get("GITHUB_REPOSITORY")
+    return {
+        "branch": branch,
+        "tag": ref_name if ref_type == "tag" else None,
+        "commit": environ.get("GITHUB_SHA"),
+        "user": environ.get("GITHUB_ACTOR"),
+        "git_url": f"{server}/{repo}" if server and repo else None,
+    }
+
+
+def git(root: Path, *args: str, check: bool = True) -> str:
+    """Run git in `root`; stdout stripped. A failure with check=True is a MeshopsError."""
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=False, timeout=60
+        )
+    except FileNotFoundError as exc:
+        raise MeshopsError("git is not installed: install git and try again") from exc
+    if check and proc.returncode != 0:
+        raise MeshopsError(f"git {' '.join(args)} failed in {root}: {proc.stderr.strip()}")
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def _from_git(root: Path) -> dict[str, str | None]:
+    if not (root / ".git").exists():
+        return {}
+    commit = git(root, "rev-parse", "--verify", "-q", "HEAD", check=False)
+    branch = git(root, "symbolic-ref", "--short", "-q", "HEAD", check=False)
+    tags = git(root, "tag", "--points-at", "HEAD", check=False).split() if commit else []
+    release = sorted(t for t in tags if SEMVER_TAG.match(t))
+    user = git(root, "config", "user.email", check=False)
+    return {
+        "commit": commit or None,
+        "branch": branch or None,
+        "tag": (release or tags or [None])[-1],
+        "user": user or None,
+    }
+
+
+def worktree_is_clean(root: Path) -> bool:
+    """No staged, unstaged or untracked (non-ignored) changes."""
+    return git(root, "status", "--porcelain") == ""
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _strip_credentials(url: str) -> str:
+    """Never carry tokens embedded in a remote URL (https://user:token@host/...)."""
+    return re.sub(r"^(\w+://)[^/@]+@", r"\1", url)

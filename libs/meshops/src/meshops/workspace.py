@@ -1,0 +1,39 @@
+"""The hatch workspace: the one list of libs, read from the root pyproject.toml.
+
+Standard library only, because noxfile.py loads this file before anything is installed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+ROOT_PYPROJECT = "pyproject.toml"
+
+
+def member_globs(repo_root: Path) -> list[str]:
+    """The `workspace.members` patterns of the default hatch environment."""
+    data = tomllib.loads((repo_root / ROOT_PYPROJECT).read_text(encoding="utf-8"))
+    env = data.get("tool", {}).get("hatch", {}).get("envs", {}).get("default", {})
+    members = env.get("workspace", {}).get("members", [])
+    globs: list[str] = []
+    for member in members:
+        globs.append(member["path"] if isinstance(member, dict) else str(member))
+    return globs
+
+
+def member_dirs(repo_root: Path) -> list[Path]:
+    """Every lib folder the workspace holds (a folder with a pyproject.toml), sorted."""
+    found: set[Path] = set()
+    for pattern in member_globs(repo_root):
+        for path in repo_root.glob(pattern):
+            if (path / "pyproject.toml").is_file():
+                found.add(path)
+    return sorted(found)
+
+
+def dependency_groups(repo_root: Path) -> list[str]:
+    """The dependency groups the default environment installs (dev tools)."""
+    data = tomllib.loads((repo_root / ROOT_PYPROJECT).read_text(encoding="utf-8"))
+    env = data.get("tool", {}).get("hatch", {}).get("envs", {}).get("default", {})
+    return list(env.get("dependency-groups", []))
