@@ -22,7 +22,6 @@ from brickops.datamesh.naming import (
     pipelinename,
     tablename,
 )
-from brickops.datamesh.parsepath.extractname import extract_name_from_path
 from brickops.datamesh.parsepath.parse import parsepath
 
 from meshops import config
@@ -138,16 +137,10 @@ def table(ctx: Context, notebook: str | Path, db: str, tbl: str) -> str:
     return str(tablename(tbl=tbl, db=db, env=ctx.env, db_context=db_context(ctx, notebook)))
 
 
-def model(ctx: Context, notebook: str | Path, name: str) -> str:
+def model(ctx: Context, notebook: str | Path) -> str:
     """Three-level registered model name: the flow's catalog and schema, then the template."""
     names = for_notebook(ctx, notebook)
-    leaf = extract_name_from_path(
-        path=names.notebook,
-        resource="model",
-        pipeline_context=_pipeline_context(ctx),
-        resource_name=name,
-    )
-    return f"{names.schema}.{leaf}"
+    return f"{names.schema}.{resource(ctx, notebook, 'model')}"
 
 
 def resource(ctx: Context, notebook: str | Path, resource: str) -> str:
@@ -155,14 +148,6 @@ def resource(ctx: Context, notebook: str | Path, resource: str) -> str:
     bind_brickops_config(ctx.repo_root)
     _parse(ctx, notebook)
     return str(name_from_path(resource=resource, db_context=db_context(ctx, notebook), env=ctx.env))
-
-
-def _pipeline_context(ctx: Context) -> object:
-    from brickops.datamesh.parsepath.extractname import PipelineContext
-
-    return PipelineContext(
-        username=ctx.user_slug, gitbranch=ctx.branch_slug, gitshortref=ctx.short_commit, env=ctx.env
-    )
 
 
 def _guard_against_prod(ctx: Context, notebook: str | Path, names: Names) -> None:
