@@ -71,8 +71,14 @@ class Settings(StrictModel):
 
     git_url: str
     git_provider: Literal[
-        "gitHub", "gitHubEnterprise", "gitLab", "gitLabEnterpriseEdition",
-        "bitbucketCloud", "bitbucketServer", "azureDevOpsServices", "awsCodeCommit",
+        "gitHub",
+        "gitHubEnterprise",
+        "gitLab",
+        "gitLabEnterpriseEdition",
+        "bitbucketCloud",
+        "bitbucketServer",
+        "azureDevOpsServices",
+        "awsCodeCommit",
     ] = "gitHub"
     main_branch: str = "main"
     cloud: Cloud = "azure"

@@ -215,11 +215,12 @@ def _from_git(root: Path) -> dict[str, str | None]:
     branch = git(root, "symbolic-ref", "--short", "-q", "HEAD", check=False)
     tags = git(root, "tag", "--points-at", "HEAD", check=False).split() if commit else []
     release = sorted(t for t in tags if SEMVER_TAG.match(t))
+    chosen = release or sorted(tags)
     user = git(root, "config", "user.email", check=False)
     return {
         "commit": commit or None,
         "branch": branch or None,
-        "tag": (release or tags or [None])[-1],
+        "tag": chosen[-1] if chosen else None,
         "user": user or None,
     }
 

@@ -61,7 +61,7 @@ def db_context(ctx: Context, notebook: str | Path) -> DbContext:
     """brickops' view of a notebook run: no API access, everything from widgets."""
     return DbContext(
         api_url="",
-        api_token="",  # noqa: S106 - names never need the API
+        api_token="",
         notebook_path=notebook_key(ctx, notebook),
         username=ctx.user_slug,
         widgets=widgets(ctx),
@@ -104,7 +104,7 @@ def bind_brickops_config(repo_root: Path) -> None:
 def _parse(ctx: Context, notebook: str | Path) -> tuple[str, str]:
     key = notebook_key(ctx, notebook)
     parsed = parsepath(key)
-    if not (parsed.domain and parsed.project and parsed.flow and parsed.org):
+    if parsed is None or not (parsed.domain and parsed.project and parsed.flow and parsed.org):
         raise InvalidInput(
             f"{key.lstrip('/')}: not under orgs/<org>/domains/<domain>/projects/<project>/"
             "flows/<prep|ml>/<flow>/"

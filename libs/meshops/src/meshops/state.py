@@ -34,7 +34,7 @@ class StatePaths:
 
     @property
     def volumes(self) -> Path:
-        """`/Volumes/<catalog>/<schema>/<volume>/...` is `<this>/<catalog>/<schema>/<volume>/...`."""
+        """`/Volumes/<catalog>/<schema>/<volume>/...` maps to `<this>/<catalog>/<schema>/...`."""
         return self.root / "volumes"
 
     @property

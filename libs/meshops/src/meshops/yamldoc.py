@@ -87,7 +87,9 @@ def _index(
             name = str(knode.value)
             if name in seen:
                 dups.append(
-                    Problem(shown, key_path((*key, name)), "duplicate key", knode.start_mark.line + 1)
+                    Problem(
+                        shown, key_path((*key, name)), "duplicate key", knode.start_mark.line + 1
+                    )
                 )
             seen.add(name)
             lines[(*key, name)] = knode.start_mark.line + 1
@@ -174,7 +176,7 @@ def _model_at(model: type[BaseModel], loc: Key) -> type[BaseModel] | None:
 
 def _real_key(model: type[BaseModel], loc: Key) -> Key:
     """Drop the union-member tags pydantic inserts (e.g. 'str', 'list[...]')."""
-    return tuple(p for p in loc if isinstance(p, int) or "[" not in p and p not in _TAGS)
+    return tuple(p for p in loc if isinstance(p, int) or ("[" not in p and p not in _TAGS))
 
 
 _TAGS = {"str", "int", "bool", "float", "dict", "list", "function-after", "function-before"}

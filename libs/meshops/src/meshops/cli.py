@@ -1,0 +1,200 @@
+"""`meshops` command line: parses arguments, calls the modules, prints with rich."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from meshops import config, context, discover, naming, plan
+from meshops.console import err, handle_errors, out
+from meshops.context import Context
+from meshops.discover import Flow, Mesh
+from meshops.errors import InvalidFiles, InvalidInput
+
+app = typer.Typer(
+    name="meshops",
+    help="Name, validate, plan, run and deploy the flows of this data-mesh monorepo.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@dataclass
+class Global:
+    repo: Path | None = None
+    overrides: dict[str, str | None] | None = None
+
+
+STATE = Global()
+
+EnvOpt = Annotated[str, typer.Option("--env", "-e", help="local, dev or prod")]
+FlowOpt = Annotated[
+    list[Path] | None, typer.Option("--flow", "-f", help="flow folder (repeatable); default: all")
+]
+SinceOpt = Annotated[
+    str | None, typer.Option("--changed-since", help="only flows a git diff since REF touches")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
+
+
+@app.callback()
+def _global(
+    repo: Annotated[
+        Path | None, typer.Option(help="repository root (default: found from cwd)")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="override the user (MESHOPS_USER)")] = None,
+    branch: Annotated[str | None, typer.Option(help="override the branch (MESHOPS_BRANCH)")] = None,
+    commit: Annotated[str | None, typer.Option(help="override the commit (MESHOPS_COMMIT)")] = None,
+    tag: Annotated[str | None, typer.Option(help="override the tag (MESHOPS_TAG)")] = None,
+) -> None:
+    STATE.repo = repo
+    STATE.overrides = {"user": user, "branch": branch, "commit": commit, "tag": tag}
+
+
+def repo_root() -> Path:
+    return context.find_repo_root(STATE.repo)
+
+
+def make_context(env: str) -> Context:
+    root = repo_root()
+    cfg = config.load(root)
+    return context.detect(
+        root, env=env, overrides=STATE.overrides, default_git_url=cfg.settings.git_url
+    )
+
+
+def select(mesh: Mesh, flows: list[Path] | None, since: str | None) -> list[Flow]:
+    """The flows named by --flow, touched since --changed-since, or all."""
+    chosen = [mesh.find(f) for f in flows] if flows else list(mesh.flows)
+    if since:
+        touched = {f.rel for f in discover.affected(mesh, since)}
+        chosen = [f for f in chosen if f.rel in touched]
+    return list(dict.fromkeys(chosen))
+
+
+@app.command()
+@handle_errors
+def flows(as_json: JsonOpt = False) -> None:
+    """List every flow with the libs it uses; report folders that break the layout."""
+    mesh = discover.scan(repo_root())
+    if as_json:
+        rows = [
+            {"path": f.rel, "kind": f.kind, "libs": [lib.name for lib in f.libs]}
+            for f in mesh.flows
+        ]
+        out.print_json(json.dumps(rows))
+    else:
+        table = Table("flow", "kind", "org/domain/project", "libs", title="flows")
+        for f in mesh.flows:
+            table.add_row(f.rel, f.kind, f.project_key, ", ".join(lib.name for lib in f.libs))
+        out.print(table)
+    for problem in mesh.problems:
+        err.print(f"[yellow]![/yellow] {problem}")
+    if mesh.problems:
+        err.print(f"{len(mesh.problems)} layout problem(s): run `meshops validate` for details")
+
+
+@app.command()
+@handle_errors
+def validate(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="deployment.yml files or flow folders; default: all")
+    ] = None,
+) -> None:
+    """Check platform config, layout, every deployment.yml and domain.yml (exit 2 if invalid)."""
+    root = repo_root()
+    config.load(root)
+    mesh = discover.scan(root)
+    chosen = [mesh.find(f.parent if f.name.endswith(".yml") else f) for f in files or []]
+    targets = chosen or list(mesh.flows)
+    problems = [] if chosen else list(mesh.problems)
+    try:
+        plan.load(mesh, targets)
+    except InvalidFiles as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise InvalidFiles(problems)
+    err.print(f"[green]✓[/green] {len(targets)} flow(s) valid")
+
+
+@app.command("plan")
+@handle_errors
+def plan_cmd(
+    env: EnvOpt = "dev",
+    flow: FlowOpt = None,
+    changed_since: SinceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the exact Jobs API payloads the flows deploy as (validated first)."""
+    ctx = make_context(env)
+    mesh = discover.scan(ctx.repo_root)
+    plans = plan.build(ctx, mesh, select(mesh, flow, changed_since))
+    if as_json:
+        out.print_json(json.dumps([_plan_json(p) for p in plans]))
+        return
+    for p in plans:
+        out.rule(f"{p.flow.rel} → {p.job_name}")
+        out.print_json(json.dumps(_plan_json(p)))
+    table = Table("flow", "job", "tasks", "source", title=f"{len(plans)} job(s), env {ctx.env}")
+    for p in plans:
+        source = p.payload["git_source"]
+        pinned = f"tag {source['git_tag']}" if "git_tag" in source else f"commit {ctx.short_commit}"
+        table.add_row(p.flow.rel, p.job_name, str(len(p.payload["tasks"])), pinned)
+    out.print(table)
+    if ctx.env == "prod" and not ctx.is_release:
+        err.print(
+            "[yellow]note:[/yellow] HEAD is not a release tag vX.Y.Z: prod payloads are pinned to "
+            "the commit for preview; `nox -s deploy-prod` only deploys from a tag"
+        )
+
+
+def _plan_json(p: plan.JobPlan) -> dict[str, Any]:
+    return {
+        "flow": p.flow.rel,
+        "job_name": p.job_name,
+        "settings": p.payload,
+        "permissions": p.permissions(),
+    }
+
+
+@app.command()
+@handle_errors
+def names(
+    notebook: Annotated[Path, typer.Argument(help="a notebook of a flow")],
+    env: EnvOpt = "local",
+    as_json: JsonOpt = False,
+) -> None:
+    """The catalog, schema, table prefix and job name a notebook gets (brickops' names)."""
+    ctx = make_context(env)
+    path = notebook if notebook.is_absolute() else Path.cwd() / notebook
+    if not path.is_file():
+        raise InvalidInput(f"{notebook}: no such notebook")
+    n = naming.for_notebook(ctx, path)
+    rows = {
+        "notebook": n.notebook,
+        "env": ctx.env,
+        "catalog": n.catalog,
+        "schema": n.schema,
+        "table_prefix": f"{n.schema}.",
+        "job": n.job,
+        "pipeline": n.pipeline,
+    }
+    if "/flows/ml/" in n.notebook:
+        rows["model"] = naming.model(ctx, path)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("name", "value", title=f"names for {n.notebook} ({ctx.deployment})")
+    for key, value in rows.items():
+        table.add_row(key, value)
+    out.print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,231 @@
+"""The flows and libs of the tree, layout problems, and which flows a git diff touches."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from meshops import workspace
+from meshops.context import git
+from meshops.errors import InvalidInput, Problem
+from meshops.spec import DEPLOYMENT_FILE, DOMAIN_FILE
+
+FLOW_KINDS = ("prep", "ml")
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+LAYOUT = "orgs/<org>/domains/<domain>/projects/<project>/flows/<prep|ml>/<flow>/"
+# a change here renames or reshapes every job
+PLATFORM_FILES = (".brickopscfg/",)
+SKIP_DIRS = {"tests", "static_data", "__pycache__", ".ipynb_checkpoints"}
+
+
+@dataclass(frozen=True)
+class Lib:
+    """A hatch workspace member: a shared lib or a project lib."""
+
+    name: str
+    rel: str
+    version: str
+    requires: tuple[str, ...]
+    project: str | None = None  # "org/domain/project" for project libs
+
+    @property
+    def wheel(self) -> str:
+        """File name of the wheel `hatch build` makes (pure Python)."""
+        return f"{self.name.replace('-', '_')}-{self.version}-py3-none-any.whl"
+
+
+@dataclass(frozen=True)
+class Flow:
+    org: str
+    domain: str
+    project: str
+    kind: str
+    name: str
+    rel: str
+    libs: tuple[Lib, ...] = ()
+
+    @property
+    def project_key(self) -> str:
+        return f"{self.org}/{self.domain}/{self.project}"
+
+    @property
+    def domain_rel(self) -> str:
+        return f"orgs/{self.org}/domains/{self.domain}"
+
+    def folder(self, root: Path) -> Path:
+        return root / self.rel
+
+
+@dataclass(frozen=True)
+class Mesh:
+    root: Path
+    flows: tuple[Flow, ...]
+    libs: tuple[Lib, ...]
+    problems: tuple[Problem, ...] = field(default=())
+
+    def find(self, path: str | Path) -> Flow:
+        """The flow whose folder is `path` (or holds it), relative to the root or absolute."""
+        target = Path(path)
+        rel = (
+            target.resolve().relative_to(self.root).as_posix()
+            if target.is_absolute() or target.exists()
+            else target.as_posix()
+        ).rstrip("/")
+        for flow in self.flows:
+            if rel == flow.rel or rel.startswith(flow.rel + "/"):
+                return flow
+        raise InvalidInput(f"{path}: no flow there; expected a folder like {LAYOUT}")
+
+
+def scan(root: Path) -> Mesh:
+    """Walk `orgs/` and the workspace libs; layout breaks become problems, not exceptions."""
+    root = root.resolve()
+    libs = _libs(root)
+    problems: list[Problem] = []
+    flows: list[Flow] = []
+    orgs = root / "orgs"
+    for deployment in sorted(orgs.rglob(DEPLOYMENT_FILE)) if orgs.is_dir() else []:
+        if SKIP_DIRS & set(deployment.relative_to(root).parts) or ".meshops" in deployment.parts:
+            continue
+        flow, problem = _flow(root, deployment)
+        if problem:
+            problems.append(problem)
+        elif flow:
+            flows.append(flow)
+    problems.extend(_folder_problems(root, {f.rel for f in flows}))
+    by_project = _libs_by_project(libs)
+    flows = [replace(f, libs=_closure(by_project.get(f.project_key, []), libs)) for f in flows]
+    return Mesh(root=root, flows=tuple(flows), libs=tuple(libs), problems=tuple(problems))
+
+
+def _flow(root: Path, deployment: Path) -> tuple[Flow | None, Problem | None]:
+    rel = deployment.relative_to(root).as_posix()
+    parts = rel.split("/")
+    shape_ok = (
+        len(parts) == 10
+        and parts[0] == "orgs"
+        and parts[2] == "domains"
+        and parts[4] == "projects"
+        and parts[6] == "flows"
+    )
+    if not shape_ok:
+        return None, Problem(rel, "", f"{DEPLOYMENT_FILE} outside a flow folder; expected {LAYOUT}")
+    org, domain, project, kind, name = parts[1], parts[3], parts[5], parts[7], parts[8]
+    if kind not in FLOW_KINDS:
+        return None, Problem(rel, "", f"flow kind '{kind}'; expected one of: prep, ml ({LAYOUT})")
+    for label, value in (("org", org), ("domain", domain), ("project", project), ("flow", name)):
+        if not NAME.match(value):
+            return None, Problem(
+                rel, "", f"{label} folder '{value}' is not a valid name; expected [a-z][a-z0-9_]*"
+            )
+    folder = "/".join(parts[:-1])
+    return Flow(org, domain, project, kind, name, folder), None
+
+
+def _folder_problems(root: Path, flow_rels: set[str]) -> list[Problem]:
+    """Folders under flows/ that are not flows, and domains without a domain.yml."""
+    problems: list[Problem] = []
+    for flows_dir in sorted(root.glob("orgs/*/domains/*/projects/*/flows")):
+        for kind_dir in sorted(p for p in flows_dir.iterdir() if p.is_dir()):
+            rel = kind_dir.relative_to(root).as_posix()
+            if kind_dir.name not in FLOW_KINDS:
+                problems.append(Problem(rel, "", "expected only prep/ and ml/ under flows/"))
+                continue
+            for flow_dir in sorted(p for p in kind_dir.iterdir() if p.is_dir()):
+                flow_rel = flow_dir.relative_to(root).as_posix()
+                if flow_rel not in flow_rels and not flow_dir.name.startswith((".", "_")):
+                    problems.append(
+                        Problem(flow_rel, "", f"flow folder without {DEPLOYMENT_FILE}; add one")
+                    )
+    for domain_dir in sorted(root.glob("orgs/*/domains/*")):
+        if domain_dir.is_dir() and not (domain_dir / DOMAIN_FILE).is_file():
+            rel = domain_dir.relative_to(root).as_posix()
+            problems.append(Problem(rel, "", f"domain without {DOMAIN_FILE} (owners group)"))
+    return problems
+
+
+def _libs(root: Path) -> list[Lib]:
+    out: list[Lib] = []
+    for folder in workspace.member_dirs(root):
+        rel = folder.relative_to(root).as_posix()
+        meta = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+        requires = []
+        for text in meta.get("dependencies", []):
+            try:
+                requires.append(canonicalize_name(Requirement(text).name))
+            except InvalidRequirement:
+                continue
+        parts = rel.split("/")
+        project = "/".join(parts[i] for i in (1, 3, 5)) if parts[0] == "orgs" else None
+        out.append(
+            Lib(
+                name=canonicalize_name(meta["name"]),
+                rel=rel,
+                version=str(meta.get("version", "0")),
+                requires=tuple(requires),
+                project=project,
+            )
+        )
+    return out
+
+
+def _libs_by_project(libs: Iterable[Lib]) -> dict[str, list[Lib]]:
+    out: dict[str, list[Lib]] = {}
+    for lib in libs:
+        if lib.project:
+            out.setdefault(lib.project, []).append(lib)
+    return out
+
+
+def _closure(direct: list[Lib], libs: list[Lib]) -> tuple[Lib, ...]:
+    """Project libs plus every workspace lib they require, transitively."""
+    by_name = {lib.name: lib for lib in libs}
+    seen: dict[str, Lib] = {}
+    todo = list(direct)
+    while todo:
+        lib = todo.pop()
+        if lib.name in seen:
+            continue
+        seen[lib.name] = lib
+        todo.extend(by_name[r] for r in lib.requires if r in by_name)
+    return tuple(sorted(seen.values(), key=lambda lib: lib.name))
+
+
+def changed_files(root: Path, since: str) -> list[str]:
+    """Files changed between the merge base of `since` and HEAD (renames as delete + add)."""
+    if not git(root, "rev-parse", "--verify", "-q", f"{since}^{{commit}}", check=False):
+        raise InvalidInput(
+            f"--changed-since {since!r} is not a git ref here; fetch it or fix the name"
+        )
+    out = git(root, "diff", "--name-only", "--no-renames", f"{since}...HEAD")
+    return [line for line in out.splitlines() if line]
+
+
+def affected(mesh: Mesh, since: str) -> list[Flow]:
+    """Flows whose folder, project libs, used shared libs, domain or platform config changed."""
+    return affected_by(mesh, changed_files(mesh.root, since))
+
+
+def affected_by(mesh: Mesh, files: Iterable[str]) -> list[Flow]:
+    files = list(files)
+    if any(f.startswith(PLATFORM_FILES) for f in files):
+        return list(mesh.flows)
+
+    def touched(prefix: str) -> bool:
+        return any(f == prefix or f.startswith(prefix + "/") for f in files)
+
+    hits = []
+    for flow in mesh.flows:
+        if (
+            touched(flow.rel)
+            or any(touched(lib.rel) for lib in flow.libs)
+            or f"{flow.domain_rel}/{DOMAIN_FILE}" in files
+        ):
+            hits.append(flow)
+    return hits

@@ -1,0 +1,307 @@
+"""The `deployment.yml` of a flow and the `domain.yml` of a domain: schema and checks.
+
+The shape follows the Jobs API (task_key, depends_on, run_if, ...) so what teams
+write is what Databricks runs. Everything wrong with a file is reported at once,
+each problem with the file, line, key path and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Collection
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+
+from meshops import cron, yamldoc
+from meshops.errors import InvalidFiles, Problem
+from meshops.yamldoc import StrictModel
+
+DEPLOYMENT_FILE = "deployment.yml"
+DOMAIN_FILE = "domain.yml"
+RunIf = Literal[
+    "ALL_SUCCESS",
+    "AT_LEAST_ONE_SUCCESS",
+    "NONE_FAILED",
+    "ALL_DONE",
+    "AT_LEAST_ONE_FAILED",
+    "ALL_FAILED",
+]
+# set by meshops on every job; a flow may not define them
+RESERVED_PARAMETERS = frozenset({"pipeline_env", "git_url", "git_branch", "git_commit", "git_tag"})
+RESERVED_TAGS = frozenset({"deployment", "git_url", "git_branch", "git_commit", "version"})
+RESERVED_TAG_PREFIX = "meshops"
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _text(value: Any) -> Any:
+    """YAML reads `0` and `true` as numbers/bools; parameters and tags are strings in the API."""
+    return (
+        str(value).lower()
+        if isinstance(value, bool)
+        else str(value)
+        if isinstance(value, int | float)
+        else value
+    )
+
+
+def _email(value: str) -> str:
+    if not EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+Email = Annotated[str, AfterValidator(_email)]
+TaskKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
+
+
+class Dependency(StrictModel):
+    task_key: str
+
+
+class PypiLibrary(StrictModel):
+    package: str
+    repo: str | None = None
+
+
+class Library(StrictModel):
+    """One library of a task (Jobs API); the wheels of the flow's libs are added by plan."""
+
+    pypi: PypiLibrary | None = None
+    whl: str | None = None
+    requirements: str | None = None
+    jar: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Library:
+        given = [k for k, v in self.model_dump().items() if v is not None]
+        if len(given) != 1:
+            raise ValueError(f"expected exactly one of pypi, whl, requirements, jar; got {given}")
+        return self
+
+
+class Task(StrictModel):
+    task_key: TaskKey
+    description: str | None = None
+    notebook: str | None = Field(default=None, description="path in the flow folder")
+    depends_on: list[Dependency] = Field(default_factory=list)
+    run_if: RunIf | None = None
+    serverless: bool | None = None
+    job_cluster_key: str | None = None
+    existing_cluster_name: str | None = None
+    libraries: list[Library] = Field(default_factory=list)
+    max_retries: int = Field(default=0, ge=-1)
+    min_retry_interval_millis: int | None = Field(default=None, ge=0)
+    retry_on_timeout: bool | None = None
+    timeout_seconds: int = Field(default=0, ge=0)
+    base_parameters: dict[str, Text] = Field(default_factory=dict)
+
+    @field_validator("notebook")
+    @classmethod
+    def _inside(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        path = PurePosixPath(value)
+        if path.is_absolute() or ".." in path.parts or path.suffix != ".py":
+            raise ValueError(f"got {value!r}; expected a .py path inside the flow folder")
+        return value
+
+    @model_validator(mode="after")
+    def _compute(self) -> Task:
+        chosen = [
+            k
+            for k in ("serverless", "job_cluster_key", "existing_cluster_name")
+            if getattr(self, k) not in (None, False)
+        ]
+        if len(chosen) > 1:
+            raise ValueError(
+                f"task '{self.task_key}' sets {' and '.join(chosen)}; expected at most one of "
+                "serverless, job_cluster_key, existing_cluster_name"
+            )
+        if self.serverless and self.libraries:
+            raise ValueError(
+                f"task '{self.task_key}': serverless tasks take no libraries; "
+                "use a job_cluster_key or drop libraries"
+            )
+        return self
+
+    @property
+    def notebook_file(self) -> str:
+        return self.notebook or f"{self.task_key}.py"
+
+    @property
+    def dependencies(self) -> list[str]:
+        return [d.task_key for d in self.depends_on]
+
+    @property
+    def effective_run_if(self) -> RunIf:
+        return self.run_if or "ALL_SUCCESS"
+
+
+class Schedule(StrictModel):
+    quartz_cron_expression: str
+    timezone_id: str = "UTC"
+    pause_status: Literal["PAUSED", "UNPAUSED"] = "UNPAUSED"
+
+    @field_validator("quartz_cron_expression")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        cron.check(value)
+        return value
+
+    @field_validator("timezone_id")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone; expected e.g. 'Europe/Oslo'") from None
+        return value
+
+
+class EmailNotifications(StrictModel):
+    on_start: list[Email] = Field(default_factory=list)
+    on_success: list[Email] = Field(default_factory=list)
+    on_failure: list[Email] = Field(default_factory=list)
+    on_duration_warning_threshold_exceeded: list[Email] = Field(default_factory=list)
+    no_alert_for_skipped_runs: bool | None = None
+
+
+class Parameter(StrictModel):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    default: Text
+
+    @field_validator("name")
+    @classmethod
+    def _free(cls, value: str) -> str:
+        if value in RESERVED_PARAMETERS:
+            raise ValueError(f"'{value}' is set by meshops on every job; choose another name")
+        return value
+
+
+class Deployment(StrictModel):
+    """A flow's `deployment.yml`."""
+
+    description: str | None = None
+    tasks: list[Task] = Field(min_length=1)
+    schedule: Schedule | None = None
+    email_notifications: EmailNotifications | None = None
+    parameters: list[Parameter] = Field(default_factory=list)
+    tags: dict[str, Text] = Field(default_factory=dict)
+    max_concurrent_runs: int = Field(default=1, ge=1, le=1000)
+    timeout_seconds: int = Field(default=0, ge=0)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        taken = sorted(k for k in value if k in RESERVED_TAGS or k.startswith(RESERVED_TAG_PREFIX))
+        if taken:
+            raise ValueError(f"{', '.join(taken)} set by meshops; choose other tag keys")
+        return value
+
+    def task(self, key: str) -> Task:
+        return next(t for t in self.tasks if t.task_key == key)
+
+    def order(self) -> list[str]:
+        """Task keys in an order that respects depends_on (checked acyclic)."""
+        graph = {t.task_key: set(t.dependencies) for t in self.tasks}
+        return list(TopologicalSorter(graph).static_order())
+
+
+class Domain(StrictModel):
+    """A domain's `domain.yml`: who owns it (permissions come from here)."""
+
+    owners_group: Annotated[str, Field(min_length=1)]
+    contacts: list[Email] = Field(default_factory=list)
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """A validated deployment.yml and where it lives."""
+
+    folder: Path
+    file: str
+    deployment: Deployment
+
+    def notebook_path(self, task: Task) -> Path:
+        return self.folder / task.notebook_file
+
+
+def load_deployment(
+    folder: Path, repo_root: Path, *, cluster_keys: Collection[str] = ()
+) -> FlowSpec:
+    """Parse and check a flow's deployment.yml; raise InvalidFiles listing every problem."""
+    doc = yamldoc.load(folder / DEPLOYMENT_FILE, repo_root)
+    deployment = yamldoc.validate(Deployment, doc)
+    problems = _graph_problems(doc, deployment) + _file_problems(
+        doc, deployment, folder, cluster_keys
+    )
+    if problems:
+        raise InvalidFiles(problems)
+    return FlowSpec(folder=folder, file=doc.shown, deployment=deployment)
+
+
+def load_domain(folder: Path, repo_root: Path) -> Domain:
+    return yamldoc.validate(Domain, yamldoc.load(folder / DOMAIN_FILE, repo_root))
+
+
+def _graph_problems(doc: yamldoc.YamlDoc, dep: Deployment) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for i, task in enumerate(dep.tasks):
+        if task.task_key in seen:
+            problems.append(
+                doc.problem(
+                    ("tasks", i, "task_key"),
+                    f"duplicate task_key '{task.task_key}' (also tasks[{seen[task.task_key]}]); "
+                    "expected unique keys",
+                )
+            )
+        seen.setdefault(task.task_key, i)
+    keys = ", ".join(seen)
+    for i, task in enumerate(dep.tasks):
+        for j, upstream in enumerate(task.dependencies):
+            where = ("tasks", i, "depends_on", j, "task_key")
+            if upstream == task.task_key:
+                problems.append(doc.problem(where, f"task '{upstream}' depends on itself"))
+            elif upstream not in seen:
+                problems.append(
+                    doc.problem(where, f"unknown task '{upstream}'; expected one of: {keys}")
+                )
+    if not problems:
+        try:
+            dep.order()
+        except CycleError as exc:
+            cycle = " -> ".join(reversed(exc.args[1]))
+            problems.append(doc.problem(("tasks",), f"depends_on forms a cycle: {cycle}"))
+    return problems
+
+
+def _file_problems(
+    doc: yamldoc.YamlDoc, dep: Deployment, folder: Path, cluster_keys: Collection[str]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for i, task in enumerate(dep.tasks):
+        if not (folder / task.notebook_file).is_file():
+            key = ("tasks", i, "notebook") if task.notebook else ("tasks", i, "task_key")
+            problems.append(
+                doc.problem(
+                    key,
+                    f"notebook '{task.notebook_file}' not found in {doc.shown.rsplit('/', 1)[0]}/",
+                )
+            )
+        if cluster_keys and task.job_cluster_key and task.job_cluster_key not in cluster_keys:
+            problems.append(
+                doc.problem(
+                    ("tasks", i, "job_cluster_key"),
+                    f"unknown cluster '{task.job_cluster_key}'; expected one of the platform "
+                    f"clusters: {', '.join(sorted(cluster_keys))}",
+                )
+            )
+    return problems
