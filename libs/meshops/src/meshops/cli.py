@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +10,7 @@ import typer
 from rich.table import Table
 
 from meshops import config, context, discover, naming, plan
-from meshops.console import err, handle_errors, out
+from meshops.console import emit_json, err, handle_errors, out
 from meshops.context import Context
 from meshops.discover import Flow, Mesh
 from meshops.errors import InvalidFiles, InvalidInput
@@ -88,7 +87,7 @@ def flows(as_json: JsonOpt = False) -> None:
             {"path": f.rel, "kind": f.kind, "libs": [lib.name for lib in f.libs]}
             for f in mesh.flows
         ]
-        out.print_json(json.dumps(rows))
+        emit_json(rows)
     else:
         table = Table("flow", "kind", "org/domain/project", "libs", title="flows")
         for f in mesh.flows:
@@ -136,11 +135,11 @@ def plan_cmd(
     mesh = discover.scan(ctx.repo_root)
     plans = plan.build(ctx, mesh, select(mesh, flow, changed_since))
     if as_json:
-        out.print_json(json.dumps([_plan_json(p) for p in plans]))
+        emit_json([_plan_json(p) for p in plans])
         return
     for p in plans:
         out.rule(f"{p.flow.rel} → {p.job_name}")
-        out.print_json(json.dumps(_plan_json(p)))
+        emit_json(_plan_json(p))
     table = Table("flow", "job", "tasks", "source", title=f"{len(plans)} job(s), env {ctx.env}")
     for p in plans:
         source = p.payload["git_source"]
@@ -188,7 +187,7 @@ def names(
     if "/flows/ml/" in n.notebook:
         rows["model"] = naming.model(ctx, path)
     if as_json:
-        out.print_json(json.dumps(rows))
+        emit_json(rows)
         return
     table = Table("name", "value", title=f"names for {n.notebook} ({ctx.deployment})")
     for key, value in rows.items():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -45,3 +47,8 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
+
+
+def emit_json(data: Any) -> None:
+    """Machine-readable output: plain JSON on stdout, never styled or wrapped."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib.metadata import version as dist_version
 from typing import Any
 
@@ -218,9 +219,15 @@ def _git_source(ctx: Context, cfg: config.PlatformConfig) -> dict[str, str]:
 def _libraries(ctx: Context, cfg: config.PlatformConfig, flow: Flow) -> list[dict[str, Any]]:
     """brickops (names inside notebooks) and a wheel per lib the flow uses."""
     folder = f"{cfg.settings.artifacts_path}/{ctx.deployment}"
-    libs: list[dict[str, Any]] = [{"pypi": {"package": f"{BRICKOPS}=={dist_version(BRICKOPS)}"}}]
+    libs: list[dict[str, Any]] = [{"pypi": {"package": f"{BRICKOPS}=={_pinned(BRICKOPS)}"}}]
     libs.extend({"whl": f"{folder}/{lib.wheel}"} for lib in flow.libs)
     return libs
+
+
+@cache
+def _pinned(dist: str) -> str:
+    """The installed (pinned) version, so jobs name things as meshops does."""
+    return dist_version(dist)
 
 
 def _task(

@@ -57,7 +57,13 @@ def _email(value: str) -> str:
 
 Text = Annotated[str, BeforeValidator(_text)]
 Email = Annotated[str, AfterValidator(_email)]
-TaskKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
+def _task_key(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", value):
+        raise ValueError(f"got {value!r}; expected 1-100 letters, digits, '_' or '-'")
+    return value
+
+
+TaskKey = Annotated[str, AfterValidator(_task_key)]
 
 
 class Dependency(StrictModel):
@@ -173,12 +179,14 @@ class EmailNotifications(StrictModel):
 
 
 class Parameter(StrictModel):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    name: str
     default: Text
 
     @field_validator("name")
     @classmethod
     def _free(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(f"got {value!r}; expected letters, digits and '_'")
         if value in RESERVED_PARAMETERS:
             raise ValueError(f"'{value}' is set by meshops on every job; choose another name")
         return value
@@ -201,7 +209,8 @@ class Deployment(StrictModel):
     def _tags(cls, value: dict[str, str]) -> dict[str, str]:
         taken = sorted(k for k in value if k in RESERVED_TAGS or k.startswith(RESERVED_TAG_PREFIX))
         if taken:
-            raise ValueError(f"{', '.join(taken)} set by meshops; choose other tag keys")
+            shown = ", ".join(repr(k) for k in taken)
+            raise ValueError(f"tag {shown} is set by meshops on every job; choose another key")
         return value
 
     def task(self, key: str) -> Task:

@@ -37,3 +37,16 @@ def dependency_groups(repo_root: Path) -> list[str]:
     data = tomllib.loads((repo_root / ROOT_PYPROJECT).read_text(encoding="utf-8"))
     env = data.get("tool", {}).get("hatch", {}).get("envs", {}).get("default", {})
     return list(env.get("dependency-groups", []))
+
+
+def group_requirements(repo_root: Path, group: str) -> list[str]:
+    """Requirement strings of a PEP 735 dependency group of the root pyproject.toml."""
+    data = tomllib.loads((repo_root / ROOT_PYPROJECT).read_text(encoding="utf-8"))
+    groups = data.get("dependency-groups", {})
+    out: list[str] = []
+    for item in groups.get(group, []):
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict) and "include-group" in item:
+            out.extend(group_requirements(repo_root, item["include-group"]))
+    return out

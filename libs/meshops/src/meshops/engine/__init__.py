@@ -1,0 +1,1 @@
+"""Local execution: Spark session factory, notebook runner, dbutils compatibility, DAG scheduler."""

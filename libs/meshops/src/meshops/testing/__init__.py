@@ -1,0 +1,1 @@
+"""Test support shipped with meshops: fixtures and doubles that domain teams' tests reuse."""

@@ -1,0 +1,63 @@
+"""pytest plugin of meshops (entry point `meshops`): fixtures for every lib's and flow's tests.
+
+- `spark`: the one local Spark session of the test process (real three-level
+  catalogs, metastore and warehouse in a temporary state dir).
+- `mesh_repo`: a temporary git repository with this repo's platform config.
+- `meshops_repo_root`: the monorepo the tests run in.
+
+Imports of Spark happen inside fixtures so unit tests never start a JVM.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from meshops.context import find_repo_root
+from meshops.testing.mesh import init_repo, platform_files
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+@pytest.fixture(scope="session")
+def meshops_repo_root(pytestconfig: pytest.Config) -> Path:
+    return find_repo_root(pytestconfig.rootpath)
+
+
+@pytest.fixture
+def mesh_repo(tmp_path: Path, meshops_repo_root: Path) -> Path:
+    """An empty mesh (platform config, hatch workspace) committed on branch main."""
+    root = tmp_path / "repo"
+    platform_files(meshops_repo_root, root)
+    init_repo(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def meshops_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """State dir (metastore, warehouse, volumes) of this test process."""
+    return tmp_path_factory.mktemp("meshops-state")
+
+
+@pytest.fixture(scope="session")
+def spark(meshops_state_dir: Path, meshops_repo_root: Path) -> Iterator[SparkSession]:
+    """The test process's local Spark session, with mesh catalogs (one per process)."""
+    from meshops.engine.session import SessionOptions, get_spark, stop
+    from meshops.state import StatePaths
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    session = get_spark(SessionOptions(state=StatePaths(meshops_state_dir)))
+    yield session
+    stop()
+
+
+def pytest_configure(config: Any) -> None:
+    # Spark and py4j are chatty at shutdown; their warnings are not test results
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:py4j.*")

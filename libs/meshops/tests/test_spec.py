@@ -1,0 +1,100 @@
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from meshops import config, spec
+from meshops.errors import InvalidFiles
+
+pytestmark = pytest.mark.unit
+
+CORPUS = Path(__file__).parent / "specs"
+EXPECTED: dict[str, list[str]] = yaml.safe_load((CORPUS / "expected.yml").read_text())
+FLOW = "orgs/acme/domains/transport/projects/taxinyc/flows/prep/bad"
+
+
+@pytest.fixture
+def flow_dir(mesh_repo: Path) -> Path:
+    folder = mesh_repo / FLOW
+    folder.mkdir(parents=True)
+    for notebook in ("a.py", "b.py", "c.py"):
+        (folder / notebook).write_text("# Databricks notebook source\n")
+    return folder
+
+
+def load(folder: Path) -> spec.FlowSpec:
+    root = folder.parents[8]
+    return spec.load_deployment(folder, root, cluster_keys=config.load(root).clusters.keys())
+
+
+def test_the_corpus_has_every_case() -> None:
+    cases = {p.stem for p in (CORPUS / "invalid").glob("*.yml")}
+    assert cases == set(EXPECTED)
+    assert len(cases) >= 15
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_malformed_deployment_is_reported_with_file_line_and_key(flow_dir: Path, case: str) -> None:
+    shutil.copy(CORPUS / "invalid" / f"{case}.yml", flow_dir / "deployment.yml")
+    with pytest.raises(InvalidFiles) as caught:
+        load(flow_dir)
+    got = [str(p).replace(f"{FLOW}/", "{flow}/") for p in caught.value.problems]
+    assert got == EXPECTED[case]
+
+
+def test_every_problem_of_a_file_is_reported_at_once(flow_dir: Path) -> None:
+    (flow_dir / "deployment.yml").write_text(
+        "tasks:\n"
+        "  - task_key: a\n"
+        "    depends_on: [{task_key: nope}]\n"
+        "  - task_key: ghost\n"
+        "    job_cluster_key: huge\n"
+    )
+    with pytest.raises(InvalidFiles) as caught:
+        load(flow_dir)
+    keys = [p.key for p in caught.value.problems]
+    assert keys == ["tasks[0].depends_on[0].task_key", "tasks[1].task_key", "tasks[1].job_cluster_key"]
+
+
+def test_a_valid_deployment(flow_dir: Path) -> None:
+    (flow_dir / "deployment.yml").write_text(
+        """
+description: ok
+schedule: {quartz_cron_expression: "0 0 6 * * ?", timezone_id: Europe/Oslo}
+parameters: [{name: limit, default: 10}, {name: flag, default: true}]
+tags: {team: transport, cost_center: 42}
+tasks:
+  - task_key: c
+    depends_on: [{task_key: a}, {task_key: b}]
+    run_if: AT_LEAST_ONE_SUCCESS
+  - task_key: b
+    depends_on: [{task_key: a}]
+    serverless: true
+  - task_key: a
+    job_cluster_key: ml
+    max_retries: 2
+    timeout_seconds: 60
+"""
+    )
+    loaded = load(flow_dir).deployment
+    assert loaded.order() == ["a", "b", "c"]
+    assert [p.default for p in loaded.parameters] == ["10", "true"]
+    assert loaded.tags == {"team": "transport", "cost_center": "42"}
+    assert loaded.task("c").effective_run_if == "AT_LEAST_ONE_SUCCESS"
+    assert loaded.task("b").effective_run_if == "ALL_SUCCESS"
+    assert loaded.task("a").notebook_file == "a.py"
+
+
+def test_domain_file_errors_name_the_key(mesh_repo: Path) -> None:
+    domain = mesh_repo / "orgs/acme/domains/transport"
+    domain.mkdir(parents=True)
+    (domain / "domain.yml").write_text("owner_group: x\ncontacts: [nobody]\n")
+    with pytest.raises(InvalidFiles) as caught:
+        spec.load_domain(domain, mesh_repo)
+    assert [str(p) for p in caught.value.problems] == [
+        "orgs/acme/domains/transport/domain.yml:1: owners_group: required key is missing",
+        "orgs/acme/domains/transport/domain.yml:2: contacts[0]: 'nobody' is not an email address",
+        "orgs/acme/domains/transport/domain.yml:1: owner_group: unknown key 'owner_group'; "
+        "expected one of: contacts, description, owners_group",
+    ]
