@@ -1,4 +1,5 @@
 from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -86,7 +87,7 @@ def test_overrides_beat_variables_beat_ci(mesh_repo: Path) -> None:
 
 
 def test_bad_commit_and_env_are_invalid_input(mesh_repo: Path) -> None:
-    with pytest.raises(InvalidInput, match="expected a hex commit hash.*MESHOPS_COMMIT"):
+    with pytest.raises(InvalidInput, match=r"expected a hex commit hash.*MESHOPS_COMMIT"):
         context.detect(mesh_repo, environ={"MESHOPS_COMMIT": "not-a-sha"})
     with pytest.raises(InvalidInput, match="env 'staging' is not known; expected one of"):
         context.detect(mesh_repo, env="staging", environ={})

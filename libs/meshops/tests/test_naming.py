@@ -26,7 +26,9 @@ def repo(mesh_repo: Path) -> Path:
     return mesh_repo
 
 
-def ctx_for(root: Path, env: str, branch: str = "featx", user: str = "jdoe@acme.example") -> Context:
+def ctx_for(
+    root: Path, env: str, branch: str = "featx", user: str = "jdoe@acme.example"
+) -> Context:
     return Context(root, context.check_env(env), user, branch, COMMIT, None, "https://g/x")
 
 
@@ -97,7 +99,7 @@ table = tablename(tbl="revenue_by_borough", db="revenue", cat=catalog)
 job = jobname(get_context(), env="dev")
 """
     notebook_globals: dict[str, object] = {"dbutils": dbutils}
-    exec(cell, notebook_globals)  # noqa: S102 - this is what a notebook run does
+    exec(cell, notebook_globals)
     assert notebook_globals["catalog"] == expected.catalog
     assert notebook_globals["schema"] == expected.schema
     assert notebook_globals["table"] == expected.table("revenue_by_borough")
@@ -148,7 +150,11 @@ def test_brickops_reads_this_repos_templates(repo: Path, tmp_path: Path) -> None
     other = tmp_path / "other"
     shutil.copytree(repo, other)
     cfg = other / ".brickopscfg/config.yml"
-    cfg.write_text(cfg.read_text().replace('prod: "{domain}_{project}_{env}_{flow}"', 'prod: "x_{flow}"'))
+    cfg.write_text(
+        cfg.read_text().replace('prod: "{domain}_{project}_{env}_{flow}"', 'prod: "x_{flow}"')
+    )
     config._load.cache_clear()
     assert naming.for_notebook(ctx_for(other, "prod"), NOTEBOOK).job == "x_revenue"
-    assert naming.for_notebook(ctx_for(repo, "prod"), NOTEBOOK).job == "transport_taxinyc_prod_revenue"
+    assert (
+        naming.for_notebook(ctx_for(repo, "prod"), NOTEBOOK).job == "transport_taxinyc_prod_revenue"
+    )

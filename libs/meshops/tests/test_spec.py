@@ -54,7 +54,11 @@ def test_every_problem_of_a_file_is_reported_at_once(flow_dir: Path) -> None:
     with pytest.raises(InvalidFiles) as caught:
         load(flow_dir)
     keys = [p.key for p in caught.value.problems]
-    assert keys == ["tasks[0].depends_on[0].task_key", "tasks[1].task_key", "tasks[1].job_cluster_key"]
+    assert keys == [
+        "tasks[0].depends_on[0].task_key",
+        "tasks[1].task_key",
+        "tasks[1].job_cluster_key",
+    ]
 
 
 def test_a_valid_deployment(flow_dir: Path) -> None:

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from meshops import config, context, discover, naming, plan
-from meshops.console import emit_json, err, handle_errors, out
+from meshops.console import emit_json, err, handle_errors, out, table
 from meshops.context import Context
 from meshops.discover import Flow, Mesh
 from meshops.errors import InvalidFiles, InvalidInput
@@ -89,10 +88,10 @@ def flows(as_json: JsonOpt = False) -> None:
         ]
         emit_json(rows)
     else:
-        table = Table("flow", "kind", "org/domain/project", "libs", title="flows")
+        rows_table = table("flow", "kind", "org/domain/project", "libs", title="flows")
         for f in mesh.flows:
-            table.add_row(f.rel, f.kind, f.project_key, ", ".join(lib.name for lib in f.libs))
-        out.print(table)
+            rows_table.add_row(f.rel, f.kind, f.project_key, ", ".join(lib.name for lib in f.libs))
+        out.print(rows_table)
     for problem in mesh.problems:
         err.print(f"[yellow]![/yellow] {problem}")
     if mesh.problems:
@@ -140,12 +139,12 @@ def plan_cmd(
     for p in plans:
         out.rule(f"{p.flow.rel} → {p.job_name}")
         emit_json(_plan_json(p))
-    table = Table("flow", "job", "tasks", "source", title=f"{len(plans)} job(s), env {ctx.env}")
+    summary = table("flow", "job", "tasks", "source", title=f"{len(plans)} job(s), env {ctx.env}")
     for p in plans:
         source = p.payload["git_source"]
         pinned = f"tag {source['git_tag']}" if "git_tag" in source else f"commit {ctx.short_commit}"
-        table.add_row(p.flow.rel, p.job_name, str(len(p.payload["tasks"])), pinned)
-    out.print(table)
+        summary.add_row(p.flow.rel, p.job_name, str(len(p.payload["tasks"])), pinned)
+    out.print(summary)
     if ctx.env == "prod" and not ctx.is_release:
         err.print(
             "[yellow]note:[/yellow] HEAD is not a release tag vX.Y.Z: prod payloads are pinned to "
@@ -189,10 +188,10 @@ def names(
     if as_json:
         emit_json(rows)
         return
-    table = Table("name", "value", title=f"names for {n.notebook} ({ctx.deployment})")
+    shown = table("name", "value", title=f"names for {n.notebook} ({ctx.deployment})")
     for key, value in rows.items():
-        table.add_row(key, value)
-    out.print(table)
+        shown.add_row(key, value)
+    out.print(shown)
 
 
 def main() -> None:

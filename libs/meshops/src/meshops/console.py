@@ -11,14 +11,23 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from meshops.errors import InvalidFiles, MeshopsError
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def table(*columns: str, title: str | None = None) -> Table:
+    """A table whose long names wrap instead of being cut (names are what users copy)."""
+    out_table = Table(title=title, title_justify="left")
+    for column in columns:
+        out_table.add_column(column, overflow="fold")
+    return out_table
 
 
 def fail(exc: MeshopsError) -> None:

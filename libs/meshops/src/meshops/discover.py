@@ -69,14 +69,20 @@ class Mesh:
     libs: tuple[Lib, ...]
     problems: tuple[Problem, ...] = field(default=())
 
+    def relative(self, path: str | Path) -> str:
+        """Repo-relative form of a path given absolute, from the cwd, or from the root."""
+        target = Path(path)
+        candidates = [target] if target.is_absolute() else [Path.cwd() / target, self.root / target]
+        for candidate in candidates:
+            try:
+                return candidate.resolve().relative_to(self.root).as_posix().rstrip("/")
+            except ValueError:
+                continue
+        raise InvalidInput(f"{path}: not inside the repository {self.root}")
+
     def find(self, path: str | Path) -> Flow:
         """The flow whose folder is `path` (or holds it), relative to the root or absolute."""
-        target = Path(path)
-        rel = (
-            target.resolve().relative_to(self.root).as_posix()
-            if target.is_absolute() or target.exists()
-            else target.as_posix()
-        ).rstrip("/")
+        rel = self.relative(path)
         for flow in self.flows:
             if rel == flow.rel or rel.startswith(flow.rel + "/"):
                 return flow

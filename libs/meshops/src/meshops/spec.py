@@ -57,6 +57,8 @@ def _email(value: str) -> str:
 
 Text = Annotated[str, BeforeValidator(_text)]
 Email = Annotated[str, AfterValidator(_email)]
+
+
 def _task_key(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", value):
         raise ValueError(f"got {value!r}; expected 1-100 letters, digits, '_' or '-'")

@@ -158,7 +158,8 @@ def _message(model: type[BaseModel], loc: Key, err: Any) -> str:
         bound = next(iter(v for k, v in ctx.items() if k in ("ge", "gt", "le", "lt")), "")
         return f"got {given!r}; expected a number {_BOUNDS[kind]} {bound}"
     if kind == "too_short":
-        return f"got {len(given) if given is not None else 0} item(s); expected at least {ctx.get('min_length')}"
+        count = len(given) if given is not None else 0
+        return f"got {count} item(s); expected at least {ctx.get('min_length')}"
     if kind.endswith("_type"):
         expected = _TYPE_WORDS.get(kind.removesuffix("_type"), kind.removesuffix("_type"))
         shown = _TYPE_WORDS.get(type(given).__name__, type(given).__name__).split()[-1]
