@@ -25,6 +25,7 @@ import json
 import posixpath
 import re
 import secrets
+import sys
 import threading
 import time
 import uuid
@@ -421,9 +422,10 @@ def _check_tasks(settings: Mapping[str, Any]) -> None:
         raise _invalid(f"Task key {duplicates[0]!r} is not unique in the job")
     for task in tasks:
         for dep in task.get("depends_on") or []:
-            if dep.get("task_key") not in keys:
+            needed = dep.get("task_key") if isinstance(dep, dict) else dep
+            if needed not in keys:
                 raise _invalid(
-                    f"Task {task['task_key']!r} depends on {dep.get('task_key')!r}, "
+                    f"Task {task['task_key']!r} depends on {needed!r}, "
                     "which does not exist in the job"
                 )
 
@@ -435,9 +437,18 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     double: WorkspaceDouble
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (its timeout fired) is expected here, not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # one buffered write per response and no Nagle: keep-alive round trips
+    # otherwise stall ~40 ms on delayed ACKs
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -527,6 +538,7 @@ class WorkspaceDouble:
             for p in ("/", "/Users", f"/Users/{user_name}", "/Shared")
         }
         self._server: _Server | None = None
+        self._host = ""
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._idle = threading.Condition()
@@ -543,6 +555,7 @@ class WorkspaceDouble:
         self._stopping.clear()
         self._server = _Server(("127.0.0.1", 0), _RequestHandler)
         self._server.double = self
+        self._host = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -580,8 +593,7 @@ class WorkspaceDouble:
             raise MeshopsError(
                 "WorkspaceDouble is not running; enter it with `with WorkspaceDouble()`"
             )
-        port = self._server.server_address[1]
-        return f"http://127.0.0.1:{port}"
+        return self._host
 
     def client(
         self,
@@ -651,6 +663,8 @@ class WorkspaceDouble:
         )
 
     def _add_fault(self, fault: Fault) -> Fault:
+        if fault.status is not None and not 400 <= fault.status <= 599:
+            raise MeshopsError(f"fault status must be an HTTP error (400-599), got {fault.status}")
         if fault.times < 1:
             raise MeshopsError(f"fault times must be at least 1, got {fault.times}")
         with self._lock:
@@ -793,7 +807,7 @@ class WorkspaceDouble:
         method = handler.command
         body = handler._read_body()
         headers = {k.lower(): v for k, v in handler.headers.items()}
-        request = _Request(method, path, query, headers, body, self.host)
+        request = _Request(method, path, query, headers, body, self._host)
         auth = self._auth_state(path, headers.get("authorization"))
         fault = self._take_fault(method, path)
         if fault is not None and fault.delay_seconds:
@@ -816,6 +830,9 @@ class WorkspaceDouble:
                 payload["details"] = err.details
             response = _json(payload, err.status)
             response.headers.update(err.headers)
+        except Exception as err:  # a bug in the double must reach the test, not hang it
+            message = f"workspace double failed on {method} {path}: {type(err).__name__}: {err}"
+            response = _json({"error_code": "INTERNAL_ERROR", "message": message}, 500)
         self.request_log.append(
             RecordedRequest(
                 method=method,
@@ -964,7 +981,7 @@ class WorkspaceDouble:
     def _me(self, request: _Request, _: re.Match[str]) -> _Response:
         return _json(
             {
-                "id": str(abs(hash(self.user_name)) % 10**15),
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, self.user_name).int % 10**15),
                 "userName": self.user_name,
                 "displayName": self.display_name,
                 "active": True,
