@@ -12,7 +12,7 @@ from meshops import config, context, discover, naming, plan
 from meshops.console import emit_json, err, handle_errors, out, table
 from meshops.context import Context
 from meshops.discover import Flow, Mesh
-from meshops.errors import InvalidFiles, InvalidInput
+from meshops.errors import InvalidFiles, InvalidInput, MeshopsError
 
 app = typer.Typer(
     name="meshops",
@@ -191,6 +191,79 @@ def names(
     shown = table("name", "value", title=f"names for {n.notebook} ({ctx.deployment})")
     for key, value in rows.items():
         shown.add_row(key, value)
+    out.print(shown)
+
+
+ParamOpt = Annotated[
+    list[str] | None, typer.Option("--param", "-p", help="job parameter NAME=VALUE (repeatable)")
+]
+
+
+def parse_params(items: list[str] | None) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InvalidInput(f"--param {item!r}: expected NAME=VALUE")
+        params[name] = value
+    return params
+
+
+@app.command()
+@handle_errors
+def run(
+    flow: Annotated[list[Path], typer.Argument(help="flow folder(s), run in the order given")],
+    env: EnvOpt = "local",
+    param: ParamOpt = None,
+    workers: Annotated[int, typer.Option(help="tasks run at once on the shared session")] = 2,
+) -> None:
+    """Run flows on this machine with local Spark, under the names the workspace would use."""
+    from meshops.engine import flowrun
+
+    if env == "prod":
+        raise InvalidInput("--env prod is never run locally: prod runs only as deployed jobs")
+    ctx = make_context(env)
+    mesh = discover.scan(ctx.repo_root)
+    chosen = [mesh.find(f) for f in flow]
+    plan.load(mesh, chosen)  # every flow valid before the first one starts
+    params = parse_params(param)
+    failed = []
+    for target in chosen:
+        result = flowrun.run_flow(
+            ctx, mesh, target, flowrun.RunOptions(parameters=params, max_workers=workers)
+        )
+        out.print(flowrun.summary(result))
+        if not result.ok:
+            failed.append(result)
+    if failed:
+        first = failed[0].record
+        broken = next(t for t in first.tasks if t.error)
+        raise MeshopsError(
+            f"{first.flow}: task {broken.key} {broken.status.lower()}: {broken.error} "
+            f"(log: {broken.log})"
+        )
+
+
+@app.command()
+@handle_errors
+def runs(
+    limit: Annotated[int, typer.Option(help="how many, newest first")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """List recorded local runs: flow, env, status, duration and tables written."""
+    from dataclasses import asdict
+
+    from meshops.engine.runs import RunStore
+    from meshops.state import StatePaths
+
+    records = RunStore(StatePaths.for_repo(repo_root()).runs_db).list(limit)
+    if as_json:
+        emit_json([asdict(r) for r in records])
+        return
+    shown = table("run", "flow", "env", "status", "time", "tables", title="local runs")
+    for r in records:
+        tables = sum(len(t.tables) for t in r.tasks)
+        shown.add_row(r.run_id, r.flow, r.env, r.status, f"{r.seconds:.1f} s", str(tables))
     out.print(shown)
 
 

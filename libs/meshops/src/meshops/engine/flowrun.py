@@ -1,0 +1,366 @@
+"""Run one flow on this machine: its tasks as notebooks on the shared Spark session.
+
+Names are the ones the workspace would use for the same env, user, branch and
+commit (brickops via the notebook context the local dbutils provides). The run
+shows progress, ends with a summary table and is recorded under the state dir.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.live import Live
+from rich.markup import escape
+
+from meshops import config, naming, plan
+from meshops.console import err, table
+from meshops.context import Context
+from meshops.discover import Flow, Mesh
+from meshops.engine import session
+from meshops.engine.dbutils import LocalDbutils, TaskValues
+from meshops.engine.notebook import NotebookError, NotebookRunner, TaskInterrupted
+from meshops.engine.output import task_output
+from meshops.engine.runs import RunRecord, RunStore, TaskRecord
+from meshops.engine.scheduler import Node, Outcome, Scheduler, Status, TaskFailed, result_state
+from meshops.errors import InvalidInput
+from meshops.spec import FlowSpec
+from meshops.state import StatePaths
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+ICONS = {
+    Status.PENDING: "[dim]·[/dim]",
+    Status.RUNNING: "[cyan]▶[/cyan]",
+    Status.SUCCESS: "[green]✓[/green]",
+    Status.FAILED: "[red]✗[/red]",
+    Status.TIMEDOUT: "[red]⏱[/red]",
+    Status.UPSTREAM_FAILED: "[yellow]⤼[/yellow]",
+    Status.EXCLUDED: "[dim]−[/dim]",
+}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    max_workers: int = 2
+    progress: bool = True
+    job_name: str | None = None
+
+
+@dataclass
+class RunResult:
+    record: RunRecord
+    outcomes: Mapping[str, Outcome]
+    names: naming.Names
+
+    @property
+    def ok(self) -> bool:
+        return self.record.status == "SUCCESS"
+
+    def tables(self) -> dict[str, int]:
+        """Every table the run wrote, with its row count."""
+        return {name: rows for task in self.record.tasks for name, rows in task.tables.items()}
+
+
+def mesh_catalogs(ctx: Context, mesh: Mesh) -> set[str]:
+    """Catalogs a flow may read locally: every flow's catalog and the configured external ones."""
+    cfg = config.load(ctx.repo_root)
+    catalogs = {naming.for_notebook(ctx, f"{f.rel}/_.py").catalog for f in mesh.flows}
+    return catalogs | set(cfg.settings.external_catalogs)
+
+
+def spark_for(ctx: Context, mesh: Mesh) -> SparkSession:
+    """The process's session with every mesh catalog registered."""
+    state = StatePaths.for_repo(ctx.repo_root)
+    return session.get_spark(
+        session.SessionOptions(state=state, catalogs=tuple(sorted(mesh_catalogs(ctx, mesh))))
+    )
+
+
+def widgets(ctx: Context, spec: FlowSpec, overrides: Mapping[str, str]) -> dict[str, str]:
+    """Job parameters as a job run gets them: meshops' own, the flow's defaults, overrides."""
+    defined = {p.name: p.default for p in spec.deployment.parameters}
+    unknown = sorted(set(overrides) - set(defined))
+    if unknown:
+        known = ", ".join(defined) or "none"
+        raise InvalidInput(
+            f"parameter {', '.join(unknown)} is not defined in {spec.file}; defined: {known}"
+        )
+    return {**naming.widgets(ctx), **defined, **overrides}
+
+
+def run_flow(ctx: Context, mesh: Mesh, flow: Flow, options: RunOptions | None = None) -> RunResult:
+    """Run every task of `flow` per its deployment.yml; the result says what happened."""
+    options = options or RunOptions()
+    spec = plan.load(mesh, [flow]).specs[flow.rel]
+    dep = spec.deployment
+    names = naming.for_notebook(ctx, spec.notebook_path(dep.tasks[0]))
+    params = widgets(ctx, spec, options.parameters)
+    state = StatePaths.for_repo(ctx.repo_root)
+    spark = spark_for(ctx, mesh)
+    store = RunStore(state.runs_db)
+    record = RunRecord(
+        flow=flow.rel,
+        env=ctx.env,
+        deployment=ctx.deployment,
+        job_name=options.job_name,
+        names={"catalog": names.catalog, "schema": names.schema, "job": names.job},
+        commit=ctx.commit,
+    )
+    store.save(record)
+    logs = state.root / "runs" / record.run_id
+    values: dict[tuple[str, str], Any] = {}
+    nodes = [
+        Node(
+            key=t.task_key,
+            depends_on=tuple(t.dependencies),
+            run_if=t.effective_run_if,
+            max_retries=t.max_retries,
+            min_retry_interval_millis=t.min_retry_interval_millis or 0,
+            retry_on_timeout=bool(t.retry_on_timeout),
+            timeout_seconds=t.timeout_seconds,
+        )
+        for t in dep.tasks
+    ]
+    tables: dict[str, dict[str, int]] = {}
+    active: dict[str, str] = {}
+
+    def execute(node: Node, attempt: int) -> None:
+        task = dep.task(node.key)
+        path = spec.notebook_path(task)
+        tag = f"{record.run_id}:{node.key}:{attempt}"
+        active[node.key] = tag
+        task_widgets = {**params, **task.base_parameters}
+        dbutils = LocalDbutils(
+            state=state,
+            notebook_path=naming.notebook_key(ctx, path),
+            user=ctx.user_slug,
+            widgets=task_widgets,
+            task_values=TaskValues(node.key, values),
+            run_notebook=lambda other, args: _child(spark, state, ctx, path, other, args, values),
+        )
+        with task_output(logs / f"{node.key}.log"), _spark_group(spark, tag):
+            try:
+                _run_notebook(spark, dbutils, path)
+            finally:
+                written = session.drain_writes(spark, tag)
+        tables[node.key] = {name: spark.table(name).count() for name in dict.fromkeys(written)}
+
+    def interrupt(node: Node, thread: threading.Thread) -> None:
+        _interrupt(spark, active.get(node.key), thread)
+
+    view = _Progress(flow.rel, nodes, enabled=options.progress)
+    scheduler = Scheduler(
+        nodes, execute, interrupt=interrupt, max_workers=options.max_workers, listener=view.update
+    )
+    with _flow_environment(ctx, flow, state), view:
+        outcomes = scheduler.run()
+    leaves = {n.key for n in nodes} - {d for n in nodes for d in n.depends_on}
+    record.status = result_state(outcomes.values(), leaves)
+    record.ended = time.time()
+    record.tasks = [
+        TaskRecord(
+            key=o.key,
+            status=o.status.value,
+            attempts=o.attempts,
+            seconds=round(o.seconds, 2),
+            error=o.error,
+            tables=tables.get(o.key, {}),
+            log=str(logs / f"{o.key}.log") if o.attempts else "",
+        )
+        for o in outcomes.values()
+    ]
+    store.save(record)
+    for task in record.tasks:
+        if task.error and task.log and Path(task.log).exists():
+            details = outcomes[task.key].details
+            if details:
+                with Path(task.log).open("a", encoding="utf-8") as log:
+                    log.write(details)
+    return RunResult(record, outcomes, names)
+
+
+def _run_notebook(spark: SparkSession, dbutils: LocalDbutils, path: Path) -> str | None:
+    namespace: dict[str, Any] = {
+        "__name__": "__main__",
+        "spark": spark,
+        "dbutils": dbutils,
+        "display": display,
+        "displayHTML": print,
+    }
+    if session.mode(spark) == "local":
+        namespace["sc"] = spark.sparkContext
+    runner = NotebookRunner(namespace, run_sql=spark.sql, show=display)
+    try:
+        return runner.run(path)
+    except NotebookError as exc:
+        raise TaskFailed(str(exc), exc.details) from exc
+
+
+def _child(
+    spark: SparkSession,
+    state: StatePaths,
+    ctx: Context,
+    parent: Path,
+    other: str,
+    args: Mapping[str, str],
+    values: dict[tuple[str, str], Any],
+) -> str | None:
+    """`dbutils.notebook.run`: another notebook with its own globals and widgets."""
+    path = (parent.parent / other).resolve()
+    path = path if path.suffix == ".py" else path.with_suffix(".py")
+    if not path.is_file():
+        raise TaskFailed(f"dbutils.notebook.run({other!r}): no notebook at {path}")
+    dbutils = LocalDbutils(
+        state=state,
+        notebook_path=naming.notebook_key(ctx, path),
+        user=ctx.user_slug,
+        widgets={**naming.widgets(ctx), **args},
+        task_values=TaskValues(path.stem, values),
+        run_notebook=lambda o, a: _child(spark, state, ctx, path, o, a, values),
+    )
+    return _run_notebook(spark, dbutils, path)
+
+
+def display(obj: Any, *args: Any, **kwargs: Any) -> None:
+    """Databricks' display(): a table of the first rows, in the task's log."""
+    show = getattr(obj, "show", None)
+    if callable(show) and hasattr(obj, "schema"):
+        show(20, truncate=False)
+    else:
+        print(obj)
+
+
+def _install_display() -> None:
+    """`DataFrame.display()` exists in Databricks; give local DataFrames the same method."""
+    from pyspark.sql import DataFrame
+
+    if not hasattr(DataFrame, "display"):
+        DataFrame.display = display  # type: ignore[attr-defined]
+    try:
+        from pyspark.sql.connect.dataframe import DataFrame as ConnectDataFrame
+
+        if not hasattr(ConnectDataFrame, "display"):
+            ConnectDataFrame.display = display  # type: ignore[attr-defined]
+    except ImportError:
+        pass
+
+
+@contextmanager
+def _spark_group(spark: SparkSession, tag: str) -> Iterator[None]:
+    """Tag the task's Spark jobs (to cancel them on timeout) and record its writes."""
+    with session.task_tag(spark, tag):
+        if session.mode(spark) == "local":
+            spark.sparkContext.setJobGroup(tag, tag, interruptOnCancel=True)
+            try:
+                yield
+            finally:
+                spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+        else:
+            spark.addTag(tag)
+            try:
+                yield
+            finally:
+                spark.removeTag(tag)
+
+
+def _interrupt(spark: SparkSession, tag: str | None, thread: threading.Thread) -> None:
+    """Stop a timed-out task: cancel its Spark jobs and raise into its Python thread."""
+    if tag is not None:
+        if session.mode(spark) == "local":
+            spark.sparkContext.cancelJobGroup(tag)
+        else:
+            spark.interruptTag(tag)
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread.ident), ctypes.py_object(TaskInterrupted)
+        )
+
+
+@contextmanager
+def _flow_environment(ctx: Context, flow: Flow, state: StatePaths) -> Iterator[None]:
+    """What a job run gives a notebook: its folder as working directory, MLflow configured."""
+    _install_display()
+    saved_cwd = Path.cwd()
+    tracking = f"sqlite:///{state.mlflow_db}"
+    env = {
+        "MLFLOW_TRACKING_URI": tracking,
+        "MLFLOW_REGISTRY_URI": tracking,
+    }
+    saved_env = {k: os.environ.get(k) for k in env}
+    state.root.mkdir(parents=True, exist_ok=True)
+    os.environ.update(env)
+    os.chdir(flow.folder(ctx.repo_root))
+    try:
+        yield
+    finally:
+        os.chdir(saved_cwd)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class _Progress:
+    """Live task list while running (a line per change when not on a terminal)."""
+
+    def __init__(self, title: str, nodes: list[Node], *, enabled: bool) -> None:
+        self.title, self.enabled = title, enabled
+        self.rows: dict[str, Outcome] = {n.key: Outcome(n.key) for n in nodes}
+        self.live = Live(self._render(), console=err, refresh_per_second=4, transient=True)
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> _Progress:
+        if self.enabled and err.is_terminal:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live.is_started:
+            self.live.stop()
+
+    def update(self, outcome: Outcome) -> None:
+        with self.lock:
+            self.rows[outcome.key] = outcome
+            if not self.enabled:
+                return
+            if self.live.is_started:
+                self.live.update(self._render())
+            elif outcome.status != Status.PENDING:
+                extra = f" ({outcome.seconds:.1f} s)" if outcome.status.done else ""
+                status = outcome.status.value.lower()
+                err.print(f"{ICONS[outcome.status]} {escape(outcome.key)} {status}{extra}")
+
+    def _render(self) -> Any:
+        view = table("task", "status", "time", title=f"running {self.title}")
+        for o in self.rows.values():
+            view.add_row(o.key, f"{ICONS[o.status]} {o.status.value.lower()}", f"{o.seconds:.1f} s")
+        return view
+
+
+def summary(result: RunResult) -> Any:
+    """The table a run ends with: each task, its status, time and the tables it wrote."""
+    record = result.record
+    view = table(
+        "task",
+        "status",
+        "tries",
+        "time",
+        "tables written (rows)",
+        title=f"{record.flow} · run {record.run_id} · {record.status} in {record.seconds:.1f} s",
+    )
+    for task in record.tasks:
+        written = "\n".join(f"{name} ({rows:,})" for name, rows in task.tables.items())
+        status = f"{ICONS[Status(task.status)]} {task.status.lower()}"
+        view.add_row(task.key, status, str(task.attempts), f"{task.seconds:.1f} s", written or "-")
+    return view

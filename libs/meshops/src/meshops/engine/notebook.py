@@ -1,0 +1,256 @@
+"""Run Databricks-source notebooks (and plain .py files) locally, unchanged.
+
+A Databricks source file starts with `# Databricks notebook source`; cells are
+separated by `# COMMAND ----------`; magic cells have every line prefixed with
+`# MAGIC`. Python cells are compiled with their real line numbers, so a
+traceback points at the notebook file and line a user can open.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import shlex
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from meshops.errors import MeshopsError
+
+HEADER = "# Databricks notebook source"
+SEPARATOR = "# COMMAND ----------"
+MAGIC = "# MAGIC"
+CellKind = Literal["python", "sql", "md", "pip", "run", "unsupported"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    kind: CellKind
+    source: str
+    line: int  # 1-based line of the cell's first source line in the file
+    magic: str = ""
+
+
+class NotebookError(MeshopsError):
+    """A notebook failed: where (file and line) and why, in one line; the traceback kept apart."""
+
+    def __init__(self, path: Path, line: int | None, message: str, details: str = "") -> None:
+        self.path, self.line, self.details = path, line, details
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {message}")
+
+
+class NotebookExit(Exception):
+    """`dbutils.notebook.exit(value)`: stop the notebook successfully with a result."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+def parse(path: Path) -> list[Cell]:
+    """Cells of a notebook; a plain .py file is one Python cell."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != HEADER:
+        return [Cell("python", text, 1)]
+    cells: list[Cell] = []
+    start, chunk = 2, list[str]()
+    for number, line in enumerate(lines[1:], start=2):
+        if line.strip() == SEPARATOR:
+            cells.append(_cell(chunk, start))
+            start, chunk = number + 1, []
+        else:
+            chunk.append(line)
+    cells.append(_cell(chunk, start))
+    return [c for c in cells if c.source.strip()]
+
+
+def _cell(lines: list[str], start: int) -> Cell:
+    body = [ln for ln in lines if ln.strip()]
+    if body and all(ln.startswith(MAGIC) for ln in body):
+        stripped = [re.sub(r"^# MAGIC ?", "", ln) if ln.startswith(MAGIC) else ln for ln in lines]
+        first = next(i for i, ln in enumerate(stripped) if ln.strip())
+        head = stripped[first].strip()
+        magic = head.split()[0] if head.startswith("%") else ""
+        rest = "\n".join([head[len(magic) :].strip(), *stripped[first + 1 :]])
+        kinds: dict[str, CellKind] = {
+            "%md": "md",
+            "%sql": "sql",
+            "%pip": "pip",
+            "%run": "run",
+            "%python": "python",
+        }
+        if magic in kinds:
+            return Cell(kinds[magic], rest, start + first, magic)
+        return Cell("unsupported", "\n".join(stripped), start + first, magic or "%?")
+    return Cell("python", "\n".join(lines), start)
+
+
+@dataclass
+class NotebookRunner:
+    """Runs notebooks in a namespace (the notebook's globals), as one Databricks task would."""
+
+    namespace: dict[str, Any]
+    run_sql: Callable[[str], Any]
+    show: Callable[[Any], None]
+
+    def run(self, path: Path) -> str | None:
+        """Execute every cell; returns the `dbutils.notebook.exit` value, if any."""
+        try:
+            for cell in parse(path):
+                self._cell(path, cell)
+        except NotebookExit as done:
+            return done.value
+        return None
+
+    def _cell(self, path: Path, cell: Cell) -> None:
+        if cell.kind == "md":
+            return
+        if cell.kind == "unsupported":
+            raise NotebookError(
+                path, cell.line, f"{cell.magic} cells do not run locally; use Python or %sql"
+            )
+        if cell.kind == "pip":
+            check_pip(path, cell)
+        elif cell.kind == "run":
+            self._run_other(path, cell)
+        elif cell.kind == "sql":
+            for statement in split_sql(cell.source):
+                try:
+                    result = self.run_sql(statement)
+                except Exception as exc:
+                    raise NotebookError(
+                        path, cell.line, _first_line(exc), traceback.format_exc()
+                    ) from exc
+            if cell.source.strip():
+                self.show(result)
+        else:
+            self._python(path, cell)
+
+    def _python(self, path: Path, cell: Cell) -> None:
+        # pad with newlines so compiled line numbers are the file's line numbers
+        source = "\n" * (cell.line - 1) + cell.source
+        try:
+            tree = ast.parse(source, filename=str(path), mode="exec")
+            code = compile(tree, filename=str(path), mode="exec")
+        except SyntaxError as exc:
+            raise NotebookError(path, exc.lineno, f"SyntaxError: {exc.msg}") from exc
+        try:
+            exec(code, self.namespace)  # noqa: S102 - running the notebook is the point
+        except NotebookExit:
+            raise
+        except NotebookError:
+            raise
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit) and not isinstance(
+                exc, TaskInterrupted
+            ):
+                raise
+            line = _line_in(path, exc)
+            raise NotebookError(path, line, _first_line(exc), traceback.format_exc()) from exc
+
+    def _run_other(self, path: Path, cell: Cell) -> None:
+        target = cell.source.strip().split()[0] if cell.source.strip() else ""
+        if not target:
+            raise NotebookError(path, cell.line, "%run needs a notebook path, e.g. %run ./helpers")
+        other = (path.parent / target).resolve()
+        candidates = [other, other.with_suffix(".py")] if other.suffix != ".py" else [other]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise NotebookError(path, cell.line, f"%run {target}: no notebook at {other}")
+        self.run(found)
+
+
+class TaskInterrupted(BaseException):
+    """Raised inside a task thread when its timeout passes."""
+
+
+def check_pip(path: Path, cell: Cell) -> None:
+    """`%pip install` locally: the packages must already be in the environment, not installed."""
+    words = shlex.split(cell.source.replace("\n", " "))
+    if not words or words[0] != "install":
+        raise NotebookError(path, cell.line, "only `%pip install ...` is supported locally")
+    wanted: list[str] = []
+    args = iter(words[1:])
+    for word in args:
+        if word in ("-r", "--requirement"):
+            req_file = (path.parent / next(args, "")).resolve()
+            if not req_file.is_file():
+                raise NotebookError(path, cell.line, f"%pip -r {req_file}: no such file")
+            wanted += [
+                ln.strip()
+                for ln in req_file.read_text(encoding="utf-8").splitlines()
+                if ln.strip() and not ln.startswith("#")
+            ]
+        elif not word.startswith("-"):
+            wanted.append(word)
+    for text in wanted:
+        problem = _missing(text)
+        if problem:
+            raise NotebookError(
+                path,
+                cell.line,
+                f"%pip install {text}: {problem}; add it to your project lib's dependencies "
+                "(pyproject.toml) so local runs and jobs get the same version",
+            )
+
+
+def _missing(text: str) -> str | None:
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        return "not a requirement meshops can check locally (use name[==version])"
+    try:
+        installed = importlib.metadata.version(req.name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed in this environment"
+    if req.specifier and not req.specifier.contains(installed, prereleases=True):
+        return f"{installed} is installed, which does not satisfy {req.specifier}"
+    return None
+
+
+def split_sql(text: str) -> list[str]:
+    """Statements of a %sql cell: split on `;` outside quotes and comments."""
+    out, buf, quote = [], [], ""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            buf.append(ch)
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"`":
+            quote = ch
+            buf.append(ch)
+        elif text.startswith("--", i):
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+            continue
+        elif ch == ";":
+            out.append("".join(buf))
+            buf = []
+        else:
+            buf.append(ch)
+        i += 1
+    out.append("".join(buf))
+    return [s.strip() for s in out if s.strip()]
+
+
+def _line_in(path: Path, exc: BaseException) -> int | None:
+    """Line of the innermost frame of the traceback that is in the notebook file."""
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == str(path):
+            line = frame.lineno
+    return line
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
