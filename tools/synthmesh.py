@@ -1,7 +1,7 @@
 """Generate a synthetic mesh of N flows into a folder (scale checks of discover/plan).
 
-    python tools/synthmesh.py --flows 1000 --out /tmp/mesh1000
-    meshops --repo /tmp/mesh1000 plan --env prod --json > /dev/null
+python tools/synthmesh.py --flows 1000 --out /tmp/mesh1000
+meshops --repo /tmp/mesh1000 plan --env prod --json > /dev/null
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
 package meshops.spark;
 
+import java.util.ArrayList;
 import java.util.EnumSet;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
@@ -33,10 +37,17 @@ final class MappedTable implements SupportsWrite {
   private final CatalogTable target;
   private final V1Table metadata;
 
-  MappedTable(String fullName, CatalogTable target) {
+  private final Column[] columns;
+
+  /**
+   * {@code columns}: the order writers see, when it differs from the metastore's (a new table
+   * keeps the order of its definition; the metastore moves partition columns to the end).
+   */
+  MappedTable(String fullName, CatalogTable target, Column[] columns) {
     this.fullName = fullName;
     this.target = target;
     this.metadata = new V1Table(target);
+    this.columns = columns == null ? metadata.columns() : columns;
   }
 
   @Override
@@ -45,14 +56,8 @@ final class MappedTable implements SupportsWrite {
   }
 
   @Override
-  @SuppressWarnings("deprecation")
-  public StructType schema() {
-    return metadata.schema();
-  }
-
-  @Override
   public Column[] columns() {
-    return metadata.columns();
+    return columns;
   }
 
   @Override
@@ -86,6 +91,27 @@ final class MappedTable implements SupportsWrite {
     return "`" + part.replace("`", "``") + "`";
   }
 
+  /**
+   * Columns in the order of the metastore table, by name when the rows carry every column name.
+   *
+   * <p>The metastore moves partition columns to the end, while a CREATE TABLE AS SELECT hands
+   * over rows in the order of its query; a positional insert would mix the columns up.
+   */
+  private String selectList(StructType rows) {
+    Set<String> names = new HashSet<>();
+    for (String field : rows.fieldNames()) {
+      names.add(field.toLowerCase(Locale.ROOT));
+    }
+    List<String> columns = new ArrayList<>();
+    for (String field : target.schema().fieldNames()) {
+      if (!names.contains(field.toLowerCase(Locale.ROOT))) {
+        return "*";
+      }
+      columns.add(quote(field));
+    }
+    return String.join(", ", columns);
+  }
+
   private void insert(Dataset<Row> data, boolean overwrite) {
     SparkSession spark = data.sparkSession();
     String view = "meshops_write_" + UUID.randomUUID().toString().replace("-", "");
@@ -94,7 +120,9 @@ final class MappedTable implements SupportsWrite {
       spark.sql(
           (overwrite ? "INSERT OVERWRITE TABLE " : "INSERT INTO ")
               + targetName()
-              + " SELECT * FROM "
+              + " SELECT "
+              + selectList(data.schema())
+              + " FROM "
               + view);
     } finally {
       spark.catalog().dropTempView(view);

@@ -7,6 +7,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 
+import org.apache.spark.sql.AnalysisException;
 import org.apache.spark.sql.catalyst.analysis.NamespaceAlreadyExistsException;
 import org.apache.spark.sql.catalyst.analysis.NoSuchNamespaceException;
 import org.apache.spark.sql.catalyst.analysis.NoSuchTableException;
@@ -149,7 +150,19 @@ public final class UnityCatalog implements TableCatalog, SupportsNamespaces {
   @Override
   public Table loadTable(Identifier ident, Set<TableWritePrivilege> privileges)
       throws NoSuchTableException {
-    return writable(ident, loadTable(ident));
+    Table table = loadTable(ident);
+    // saveAsTable and INSERT OVERWRITE ask for INSERT and DELETE; only row-level commands
+    // (MERGE, UPDATE, DELETE FROM) ask for UPDATE or for DELETE alone
+    if (privileges.contains(TableWritePrivilege.UPDATE)
+        || (privileges.contains(TableWritePrivilege.DELETE)
+            && !privileges.contains(TableWritePrivilege.INSERT))) {
+      throw new IllegalArgumentException(
+          "MERGE INTO, UPDATE and DELETE FROM "
+              + fullName(ident)
+              + " need a Delta table, which local Spark does not have: compute the new rows and"
+              + " overwrite the table (saveAsTable or INSERT OVERWRITE), or run on a workspace");
+    }
+    return writable(ident, table, null);
   }
 
   @Override
@@ -162,9 +175,9 @@ public final class UnityCatalog implements TableCatalog, SupportsNamespaces {
     return tables().loadTable(mapTable(ident), timestamp);
   }
 
-  private Table writable(Identifier ident, Table table) {
+  private Table writable(Identifier ident, Table table, Column[] columns) {
     if (table instanceof V1Table v1 && v1.catalogTable().tableType() != CatalogTableType.VIEW()) {
-      return new MappedTable(fullName(ident), v1.catalogTable());
+      return new MappedTable(fullName(ident), v1.catalogTable(), columns);
     }
     return table;
   }
@@ -186,6 +199,13 @@ public final class UnityCatalog implements TableCatalog, SupportsNamespaces {
       throw new NoSuchNamespaceException(userNamespace(ident.namespace()));
     }
     Map<String, String> props = new HashMap<>(info.properties());
+    if ("delta".equalsIgnoreCase(props.get(TableCatalog.PROP_PROVIDER))) {
+      throw new IllegalArgumentException(
+          "USING DELTA for "
+              + fullName(ident)
+              + ": local Spark has no Delta Lake; leave out USING (Databricks makes Delta tables"
+              + " by default)");
+    }
     // a Hive-format table tracks its partitions in the metastore, which a V1Table read from a
     // catalog other than spark_catalog cannot use: always create data source tables
     props.putIfAbsent(
@@ -205,7 +225,7 @@ public final class UnityCatalog implements TableCatalog, SupportsNamespaces {
     }
     TaskWrites.record(SparkSession.active().sparkContext(), fullName(ident));
     try {
-      return writable(ident, tables().loadTable(mapped));
+      return writable(ident, tables().loadTable(mapped), info.columns());
     } catch (NoSuchTableException e) {
       throw new IllegalStateException("table " + fullName(ident) + " vanished after creation", e);
     }
@@ -335,6 +355,11 @@ public final class UnityCatalog implements TableCatalog, SupportsNamespaces {
       return namespaces().dropNamespace(mapNamespace(namespace), cascade);
     } catch (NonEmptyNamespaceException e) {
       throw new NonEmptyNamespaceException(userNamespace(namespace));
+    } catch (AnalysisException e) {
+      if ("SCHEMA_NOT_EMPTY".equals(e.getCondition())) {
+        throw new NonEmptyNamespaceException(userNamespace(namespace));
+      }
+      throw e;
     }
   }
 }
