@@ -216,6 +216,9 @@ def run(
     env: EnvOpt = "local",
     param: ParamOpt = None,
     workers: Annotated[int, typer.Option(help="tasks run at once on the shared session")] = 2,
+    task: Annotated[
+        list[str] | None, typer.Option("--task", "-t", help="run only this task (repeatable)")
+    ] = None,
 ) -> None:
     """Run flows on this machine with local Spark, under the names the workspace would use."""
     from meshops.engine import flowrun
@@ -227,14 +230,20 @@ def run(
     chosen = [mesh.find(f) for f in flow]
     plan.load(mesh, chosen)  # every flow valid before the first one starts
     params = parse_params(param)
-    failed = []
+    failed, results = [], []
     for target in chosen:
         result = flowrun.run_flow(
-            ctx, mesh, target, flowrun.RunOptions(parameters=params, max_workers=workers)
+            ctx,
+            mesh,
+            target,
+            flowrun.RunOptions(parameters=params, max_workers=workers, only=tuple(task or ())),
         )
         out.print(flowrun.summary(result))
+        results.append(result)
         if not result.ok:
             failed.append(result)
+    if len(results) > 1:
+        out.print(flowrun.overview(results, ctx))
     if failed:
         first = failed[0].record
         broken = next(t for t in first.tasks if t.error)

@@ -30,7 +30,7 @@ from meshops.engine.notebook import NotebookError, NotebookRunner, TaskInterrupt
 from meshops.engine.output import task_output
 from meshops.engine.runs import RunRecord, RunStore, TaskRecord
 from meshops.engine.scheduler import Node, Outcome, Scheduler, Status, TaskFailed, result_state
-from meshops.errors import InvalidInput
+from meshops.errors import InvalidInput, display_path
 from meshops.spec import FlowSpec
 from meshops.state import StatePaths
 
@@ -54,6 +54,8 @@ class RunOptions:
     max_workers: int = 2
     progress: bool = True
     job_name: str | None = None
+    only: tuple[str, ...] = ()
+    """Run just these tasks, without their upstream tasks (like running one notebook)."""
 
 
 @dataclass
@@ -119,17 +121,24 @@ def run_flow(ctx: Context, mesh: Mesh, flow: Flow, options: RunOptions | None = 
     store.save(record)
     logs = state.root / "runs" / record.run_id
     values: dict[tuple[str, str], Any] = {}
+    keys = [t.task_key for t in dep.tasks]
+    unknown = sorted(set(options.only) - set(keys))
+    if unknown:
+        raise InvalidInput(
+            f"--task {', '.join(unknown)}: not in {spec.file}; tasks: {', '.join(keys)}"
+        )
+    chosen = [t for t in dep.tasks if not options.only or t.task_key in options.only]
     nodes = [
         Node(
             key=t.task_key,
-            depends_on=tuple(t.dependencies),
+            depends_on=tuple(d for d in t.dependencies if not options.only or d in options.only),
             run_if=t.effective_run_if,
             max_retries=t.max_retries,
             min_retry_interval_millis=t.min_retry_interval_millis or 0,
             retry_on_timeout=bool(t.retry_on_timeout),
             timeout_seconds=t.timeout_seconds,
         )
-        for t in dep.tasks
+        for t in chosen
     ]
     tables: dict[str, dict[str, int]] = {}
     active: dict[str, str] = {}
@@ -150,7 +159,7 @@ def run_flow(ctx: Context, mesh: Mesh, flow: Flow, options: RunOptions | None = 
         )
         with task_output(logs / f"{node.key}.log"), _spark_group(spark, tag):
             try:
-                _run_notebook(spark, dbutils, path)
+                _run_notebook(spark, dbutils, path, ctx.repo_root)
             finally:
                 written = session.drain_writes(spark, tag)
         tables[node.key] = {name: spark.table(name).count() for name in dict.fromkeys(written)}
@@ -189,7 +198,7 @@ def run_flow(ctx: Context, mesh: Mesh, flow: Flow, options: RunOptions | None = 
     return RunResult(record, outcomes, names)
 
 
-def _run_notebook(spark: SparkSession, dbutils: LocalDbutils, path: Path) -> str | None:
+def _run_notebook(spark: SparkSession, dbutils: LocalDbutils, path: Path, root: Path) -> str | None:
     namespace: dict[str, Any] = {
         "__name__": "__main__",
         "spark": spark,
@@ -203,7 +212,8 @@ def _run_notebook(spark: SparkSession, dbutils: LocalDbutils, path: Path) -> str
     try:
         return runner.run(path)
     except NotebookError as exc:
-        raise TaskFailed(str(exc), exc.details) from exc
+        where = display_path(exc.path, root) + (f":{exc.line}" if exc.line else "")
+        raise TaskFailed(f"{where}: {exc.reason}", exc.details) from exc
 
 
 def _child(
@@ -228,7 +238,7 @@ def _child(
         task_values=TaskValues(path.stem, values),
         run_notebook=lambda o, a: _child(spark, state, ctx, path, o, a, values),
     )
-    return _run_notebook(spark, dbutils, path)
+    return _run_notebook(spark, dbutils, path, ctx.repo_root)
 
 
 def display(obj: Any, *args: Any, **kwargs: Any) -> None:
@@ -363,4 +373,30 @@ def summary(result: RunResult) -> Any:
         written = "\n".join(f"{name} ({rows:,})" for name, rows in task.tables.items())
         status = f"{ICONS[Status(task.status)]} {task.status.lower()}"
         view.add_row(task.key, status, str(task.attempts), f"{task.seconds:.1f} s", written or "-")
+    return view
+
+
+def overview(results: list[RunResult], ctx: Context) -> Any:
+    """One table for several runs: every table written, its rows, and the flow that wrote it."""
+    view = table(
+        "flow",
+        "status",
+        "time",
+        "table",
+        "rows",
+        title=f"{len(results)} flow run(s) as {ctx.deployment} (env {ctx.env})",
+    )
+    for result in results:
+        record = result.record
+        flow = record.flow.split("/projects/", 1)[-1]
+        written = result.tables() or {"-": 0}
+        for i, (name, rows) in enumerate(written.items()):
+            first = i == 0
+            view.add_row(
+                flow if first else "",
+                record.status if first else "",
+                f"{record.seconds:.1f} s" if first else "",
+                name,
+                f"{rows:,}" if name != "-" else "",
+            )
     return view

@@ -40,7 +40,7 @@ class NotebookError(MeshopsError):
     """A notebook failed: where (file and line) and why, in one line; the traceback kept apart."""
 
     def __init__(self, path: Path, line: int | None, message: str, details: str = "") -> None:
-        self.path, self.line, self.details = path, line, details
+        self.path, self.line, self.details, self.reason = path, line, details, message
         where = f"{path}:{line}" if line else str(path)
         super().__init__(f"{where}: {message}")
 

@@ -1,0 +1,150 @@
+"""Flows run end to end on the shared local Spark session (real notebooks, real tables)."""
+
+from pathlib import Path
+
+import pytest
+
+from meshops import context, discover, naming
+from meshops.engine import flowrun, session
+from meshops.engine.runs import RunStore
+from meshops.state import StatePaths
+from meshops.testing.mesh import FlowDef, commit_all, write_flow
+
+pytestmark = [pytest.mark.spark, pytest.mark.integration]
+
+HEADER = "# Databricks notebook source\n"
+WRITE = (
+    HEADER
+    + """from brickops.datamesh.naming import catname_from_path, dbname, tablename
+catalog = catname_from_path()
+spark.sql(f"CREATE SCHEMA IF NOT EXISTS {dbname(db='demo', cat=catalog)}")
+rows = int(dbutils.widgets.get("rows"))
+spark.range(rows).write.mode("overwrite").saveAsTable(tablename(tbl="numbers", db="demo", cat=catalog))
+dbutils.jobs.taskValues.set("rows", rows)
+print("wrote", rows)
+
+# COMMAND ----------
+
+# MAGIC %sql
+# MAGIC SELECT COUNT(*) AS n FROM samples.nyctaxi.trips
+"""
+)
+READ = (
+    HEADER
+    + """from brickops.datamesh.naming import catname_from_path, tablename
+source = tablename(tbl="numbers", db="demo", cat=catname_from_path())
+total = spark.table(source).groupBy().sum("id").collect()[0][0]
+spark.createDataFrame([(total,)], "total long").write.mode("overwrite").saveAsTable(
+    tablename(tbl="total", db="demo", cat=catname_from_path())
+)
+assert dbutils.jobs.taskValues.get(taskKey="write", key="rows") == 5
+"""
+)
+BROKEN = HEADER + "ok = 1\n\n# COMMAND ----------\n\nif ok\n    pass\n"
+NAMES = (
+    HEADER
+    + """from brickops.datamesh.naming import catname_from_path, dbname
+dbutils.jobs.taskValues.set("names", [catname_from_path(), dbname(db="demo", cat=catname_from_path())])
+"""
+)
+
+
+@pytest.fixture
+def repo(mesh_repo: Path, spark: object) -> Path:
+    folder = write_flow(
+        mesh_repo,
+        FlowDef(name="demo", tasks={"write": (), "read": ("write",), "names": (), "broken": ()}),
+    )
+    (folder / "write.py").write_text(WRITE)
+    (folder / "read.py").write_text(READ)
+    (folder / "names.py").write_text(NAMES)
+    (folder / "broken.py").write_text(BROKEN)
+    (folder / "deployment.yml").write_text(
+        """tasks:
+  - task_key: write
+  - task_key: read
+    depends_on: [{task_key: write}]
+parameters: [{name: rows, default: "5"}]
+"""
+    )
+    session.register_catalogs(spark, ["samples"])  # type: ignore[arg-type]
+    spark.sql("CREATE SCHEMA IF NOT EXISTS samples.nyctaxi")  # type: ignore[attr-defined]
+    spark.range(3).write.mode("overwrite").saveAsTable("samples.nyctaxi.trips")  # type: ignore[attr-defined]
+    commit_all(mesh_repo, "demo flow")
+    return mesh_repo
+
+
+def run(repo: Path, **options: object) -> flowrun.RunResult:
+    ctx = context.detect(repo, env="local", environ={})
+    mesh = discover.scan(repo)
+    flow = mesh.find(f"{FlowDef(name='demo').rel}")
+    return flowrun.run_flow(ctx, mesh, flow, flowrun.RunOptions(progress=False, **options))  # type: ignore[arg-type]
+
+
+def test_tables_land_under_the_names_the_workspace_would_use(repo: Path, spark: object) -> None:
+    result = run(repo)
+    ctx = context.detect(repo, env="local", environ={})
+    schema = naming.for_notebook(ctx, repo / FlowDef(name="demo").rel / "write.py").schema
+    assert schema == f"acme_transport_taxinyc.local_janedoe_main_{ctx.short_commit}_demo"
+    assert result.ok
+    assert result.tables() == {f"{schema}.numbers": 5, f"{schema}.total": 1}
+    assert spark.table(f"{schema}.total").collect()[0][0] == 10  # type: ignore[attr-defined]
+    assert [(t.key, t.status) for t in result.record.tasks] == [
+        ("write", "SUCCESS"),
+        ("read", "SUCCESS"),
+    ]
+    log = Path(result.record.tasks[0].log).read_text()
+    assert "wrote 5" in log
+    stored = RunStore(StatePaths.for_repo(repo).runs_db).get(result.record.run_id)
+    assert stored is not None and stored.status == "SUCCESS"
+    assert stored.tasks[1].tables == {f"{schema}.total": 1}
+
+
+def test_parameters_override_defaults(repo: Path) -> None:
+    result = run(repo, parameters={"rows": "7"})
+    assert not result.ok  # read asserts 5 rows came through task values
+    assert list(result.tables().values())[0] == 7
+    read = result.record.tasks[1]
+    assert read.status == "FAILED"
+    assert read.error == f"{FlowDef(name='demo').rel}/read.py:8: AssertionError"
+
+
+def test_a_failing_task_skips_dependents_and_fails_the_run(repo: Path) -> None:
+    spec = repo / FlowDef(name="demo").rel / "deployment.yml"
+    spec.write_text(
+        "tasks:\n  - task_key: broken\n  - task_key: read\n    depends_on: [{task_key: broken}]\n"
+        "  - task_key: names\n"
+    )
+    result = run(repo)
+    statuses = {t.key: t.status for t in result.record.tasks}
+    assert statuses == {"broken": "FAILED", "read": "UPSTREAM_FAILED", "names": "SUCCESS"}
+    assert result.record.status == "FAILED"
+    broken = result.record.tasks[0]
+    assert (
+        broken.error
+        == f"{repo.resolve() / FlowDef(name='demo').rel}/broken.py:5: SyntaxError: expected ':'"
+    )
+
+
+def test_brickops_names_inside_a_notebook_equal_meshops_names(repo: Path) -> None:
+    spec = repo / FlowDef(name="demo").rel / "deployment.yml"
+    spec.write_text("tasks:\n  - task_key: names\n")
+    ctx = context.detect(repo, env="dev", environ={})
+    mesh = discover.scan(repo)
+    flow = mesh.flows[0]
+    seen: dict = {}
+    original = flowrun.TaskValues.set
+
+    def spy(self: flowrun.TaskValues, key: str, value: object) -> None:
+        seen[key] = value
+        original(self, key, value)
+
+    flowrun.TaskValues.set = spy  # type: ignore[method-assign]
+    try:
+        result = flowrun.run_flow(ctx, mesh, flow, flowrun.RunOptions(progress=False))
+    finally:
+        flowrun.TaskValues.set = original  # type: ignore[method-assign]
+    assert result.ok
+    names = naming.for_notebook(ctx, repo / flow.rel / "names.py")
+    assert seen["names"] == [names.catalog, names.schema]
+    assert names.schema.startswith("acme_transport_taxinyc.dev_janedoe_main_")
