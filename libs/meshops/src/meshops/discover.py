@@ -190,17 +190,25 @@ def _libs_by_project(libs: Iterable[Lib]) -> dict[str, list[Lib]]:
 
 
 def _closure(direct: list[Lib], libs: list[Lib]) -> tuple[Lib, ...]:
-    """Project libs plus every workspace lib they require, transitively."""
+    """Project libs plus every workspace lib they require, dependencies before dependents.
+
+    Jobs install wheels in list order, so a lib's workspace dependencies must already be
+    installed when pip meets it (they are not on any package index).
+    """
     by_name = {lib.name: lib for lib in libs}
-    seen: dict[str, Lib] = {}
-    todo = list(direct)
-    while todo:
-        lib = todo.pop()
-        if lib.name in seen:
-            continue
-        seen[lib.name] = lib
-        todo.extend(by_name[r] for r in lib.requires if r in by_name)
-    return tuple(sorted(seen.values(), key=lambda lib: lib.name))
+    ordered: dict[str, Lib] = {}
+
+    def visit(lib: Lib, path: tuple[str, ...]) -> None:
+        if lib.name in ordered or lib.name in path:
+            return
+        for name in sorted(lib.requires):
+            if name in by_name:
+                visit(by_name[name], (*path, lib.name))
+        ordered[lib.name] = lib
+
+    for lib in sorted(direct, key=lambda item: item.name):
+        visit(lib, ())
+    return tuple(ordered.values())
 
 
 def changed_files(root: Path, since: str) -> list[str]:
