@@ -1,0 +1,1 @@
+"""Finance domain, reporting project: figures built on other domains' data products."""

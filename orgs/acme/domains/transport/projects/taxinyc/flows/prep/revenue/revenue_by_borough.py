@@ -1,0 +1,21 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # Revenue by borough
+# MAGIC Trips, fares, tips and revenue per pickup borough: where the cabs earn their money.
+
+# COMMAND ----------
+
+from brickops.datamesh.naming import catname_from_path, dbname, tablename
+
+from taxinyc.revenue import revenue_by_borough
+
+# COMMAND ----------
+
+catalog = catname_from_path()
+db = dbname(db="revenue", cat=catalog)
+spark.sql(f"CREATE SCHEMA IF NOT EXISTS {db}")
+trips = spark.table("samples.nyctaxi.trips")
+result = revenue_by_borough(trips)
+result.write.mode("overwrite").saveAsTable(
+    tablename(tbl="revenue_by_borough", db="revenue", cat=catalog)
+)

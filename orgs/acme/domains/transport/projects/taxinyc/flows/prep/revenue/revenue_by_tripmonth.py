@@ -1,0 +1,21 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # Revenue by trip month
+# MAGIC Trips and revenue per calendar month of pickup, to follow the season.
+
+# COMMAND ----------
+
+from brickops.datamesh.naming import catname_from_path, dbname, tablename
+
+from taxinyc.revenue import revenue_by_tripmonth
+
+# COMMAND ----------
+
+catalog = catname_from_path()
+db = dbname(db="revenue", cat=catalog)
+spark.sql(f"CREATE SCHEMA IF NOT EXISTS {db}")
+trips = spark.table("samples.nyctaxi.trips")
+result = revenue_by_tripmonth(trips)
+result.write.mode("overwrite").saveAsTable(
+    tablename(tbl="revenue_by_tripmonth", db="revenue", cat=catalog)
+)
