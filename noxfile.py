@@ -42,7 +42,8 @@ def install_workspace(session: nox.Session, *, dev: bool = True) -> None:
     if dev:
         for group in ws.dependency_groups(ROOT):
             args += ws.group_requirements(ROOT, group)
-    session.install(*args)
+    # bytecode at install time: pyspark and mlflow imports are ~15 s faster per process
+    session.install(*args, env={"UV_COMPILE_BYTECODE": "1"})
 
 
 def spark_env(session: nox.Session) -> dict[str, str]:

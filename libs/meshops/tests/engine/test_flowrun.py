@@ -59,6 +59,7 @@ def repo(mesh_repo: Path, spark: object) -> Path:
     (folder / "read.py").write_text(READ)
     (folder / "names.py").write_text(NAMES)
     (folder / "broken.py").write_text(BROKEN)
+    (folder / "mlflow_run.py").write_text(MLFLOW)
     (folder / "deployment.yml").write_text(
         """tasks:
   - task_key: write
@@ -148,3 +149,24 @@ def test_brickops_names_inside_a_notebook_equal_meshops_names(repo: Path) -> Non
     names = naming.for_notebook(ctx, repo / flow.rel / "names.py")
     assert seen["names"] == [names.catalog, names.schema]
     assert names.schema.startswith("acme_transport_taxinyc.dev_janedoe_main_")
+
+
+def test_mlflow_runs_land_in_the_state_dir(repo: Path) -> None:
+    folder = repo / FlowDef(name="demo").rel
+    (folder / "deployment.yml").write_text("tasks:\n  - task_key: mlflow_run\n")
+    values: dict = {}
+    original = flowrun.TaskValues.set
+
+    def spy(self: flowrun.TaskValues, key: str, value: object) -> None:
+        values[key] = value
+        original(self, key, value)
+
+    flowrun.TaskValues.set = spy  # type: ignore[method-assign]
+    try:
+        assert run(repo).ok
+    finally:
+        flowrun.TaskValues.set = original  # type: ignore[method-assign]
+    state = StatePaths.for_repo(repo)
+    assert values["artifact_uri"].startswith(f"file://{state.mlflow_artifacts}")
+    assert state.mlflow_db.is_file()
+    assert not (folder / "mlruns").exists()

@@ -305,6 +305,9 @@ def _flow_environment(ctx: Context, flow: Flow, state: StatePaths) -> Iterator[N
     env = {
         "MLFLOW_TRACKING_URI": tracking,
         "MLFLOW_REGISTRY_URI": tracking,
+        # where new experiments keep artifacts (else ./mlruns in the flow folder). MLflow reads
+        # this for its server; a test checks it still applies to a client (mlflow is pinned <4)
+        "_MLFLOW_SERVER_ARTIFACT_ROOT": str(state.mlflow_artifacts),
     }
     saved_env = {k: os.environ.get(k) for k in env}
     state.root.mkdir(parents=True, exist_ok=True)
