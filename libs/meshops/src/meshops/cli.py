@@ -276,5 +276,203 @@ def runs(
     out.print(shown)
 
 
+TargetOpt = Annotated[
+    str,
+    typer.Option(
+        "--target",
+        "-t",
+        help="local, databricks, or auto (databricks when DATABRICKS_HOST or a profile is set)",
+    ),
+]
+
+
+@app.command("deploy")
+@handle_errors
+def deploy_cmd(
+    env: EnvOpt = "dev",
+    all_flows: Annotated[bool, typer.Option("--all", help="every flow")] = False,
+    changed: Annotated[
+        bool,
+        typer.Option(
+            "--changed",
+            help="flows affected since the merge base with main (dev, the default) or since "
+            "the previous release tag (prod)",
+        ),
+    ] = False,
+    flow: FlowOpt = None,
+    target: TargetOpt = "auto",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="say what would be written; write nothing")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy flows as jobs: dev from any commit, prod only from a release tag vX.Y.Z."""
+    from meshops import deploy as deploying
+    from meshops import targets
+
+    if env not in ("dev", "prod"):
+        raise InvalidInput(f"--env {env}: deploy to dev or prod (`meshops run` runs locally)")
+    ctx = make_context(env)
+    if env == "prod":
+        deploying.check_release(ctx)
+    mesh = discover.scan(ctx.repo_root)
+    chosen, why = deploying.select(
+        ctx, mesh, all_flows=all_flows, changed=changed, flows=flow or []
+    )
+    if not chosen:
+        err.print(f"nothing to deploy: {why} (pass --all to deploy every flow)")
+        if as_json:
+            emit_json([])
+        return
+    plan.load(mesh, chosen)  # every flow valid before the target is even opened
+    tgt = targets.open_target(target, ctx)
+    pinned = f"tag {ctx.tag}" if env == "prod" else f"commit {ctx.short_commit}"
+    err.print(f"deploying {why} to {tgt.describe()} as {ctx.deployment}, pinned to {pinned}")
+    if env == "dev" and not context.worktree_is_clean(ctx.repo_root):
+        err.print(
+            f"[yellow]note:[/yellow] uncommitted changes are not deployed: jobs run commit "
+            f"{ctx.short_commit}"
+        )
+    if tgt.kind == "databricks":
+        warning = deploying.unpushed_warning(ctx)
+        if warning:
+            err.print(f"[yellow]warning:[/yellow] {warning}")
+    report = deploying.deploy(ctx, mesh, chosen, tgt, dry_run=dry_run)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "flow": r.flow,
+                    "job": r.job,
+                    "action": r.action.value,
+                    "job_id": r.job_id,
+                    "reason": r.reason,
+                }
+                for r in report.results
+            ]
+        )
+    else:
+        shown = table(
+            "flow", "job", "action", "job id", "detail", title=f"deploy to {report.target}"
+        )
+        for r in report.results:
+            shown.add_row(r.flow, r.job, r.action.value, str(r.job_id or "-"), r.reason or "-")
+        out.print(shown)
+    counts = ", ".join(f"{report.count(a)} {a.value}" for a in deploying.Action if report.count(a))
+    err.print(f"{counts}; {len(report.uploads)} wheel(s) uploaded")
+    report.check()
+
+
+@app.command("jobs")
+@handle_errors
+def jobs_cmd(target: TargetOpt = "auto", as_json: JsonOpt = False) -> None:
+    """List the jobs meshops deployed to the target: name, flow, deployment, pinned ref."""
+    from meshops import targets
+
+    ctx = make_context("dev")
+    tgt = targets.open_target(target, ctx)
+    rows = []
+    for job in tgt.list_jobs():
+        if not job.managed:
+            continue
+        source = job.settings.get("git_source") or {}
+        ref = source.get("git_tag") or str(source.get("git_commit", ""))[:8] or "-"
+        rows.append(
+            {
+                "job_id": job.job_id,
+                "name": job.name,
+                "flow": job.flow,
+                "deployment": job.tags.get("deployment", ""),
+                "version": job.tags.get("version", ""),
+                "ref": ref,
+            }
+        )
+    if as_json:
+        emit_json(rows)
+        return
+    shown = table("job id", "job", "flow", "deployment", "ref", title=f"jobs in {tgt.describe()}")
+    for row in rows:
+        shown.add_row(*(str(row[k]) for k in ("job_id", "name", "flow", "deployment", "ref")))
+    out.print(shown)
+
+
+@app.command("run-job")
+@handle_errors
+def run_job_cmd(
+    name: Annotated[str, typer.Argument(help="a deployed job (`meshops jobs` lists them)")],
+    param: ParamOpt = None,
+) -> None:
+    """Run a job of the local target on the code at its pinned commit or tag (a git worktree)."""
+    from meshops.engine import flowrun
+    from meshops.state import StatePaths
+    from meshops.targets import local
+
+    root = repo_root()
+    result = local.run_job(root, StatePaths.for_repo(root), name, parse_params(param))
+    out.print(flowrun.summary(result))
+    if not result.ok:
+        record = result.record
+        broken = next((t for t in record.tasks if t.error), None)
+        detail = f"task {broken.key}: {broken.error} (log: {broken.log})" if broken else ""
+        raise MeshopsError(f"job {name} run {record.run_id} {record.status.lower()}: {detail}")
+
+
+@app.command("cleanup")
+@handle_errors
+def cleanup_cmd(
+    apply_: Annotated[
+        bool, typer.Option("--apply", help="delete what the dry run lists (default: dry run)")
+    ] = False,
+    target: TargetOpt = "auto",
+    stale_days: Annotated[
+        int | None,
+        typer.Option(help="days a superseded deployment stays (default: janitor.stale_days)"),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find stale dev deployments (branch gone, or superseded long ago); --apply deletes them."""
+    from meshops import janitor, targets
+
+    ctx = make_context("dev")
+    cfg = config.load(ctx.repo_root)
+    mesh = discover.scan(ctx.repo_root)
+    branches, where = janitor.live_branches(ctx.repo_root)
+    tgt = targets.open_target(target, ctx)
+    days = cfg.settings.janitor.stale_days if stale_days is None else stale_days
+    if days < 0:
+        raise InvalidInput(f"--stale-days {days}: expected 0 or more")
+    found, names = janitor.survey(ctx, mesh, tgt, branches=branches, where=where, stale_days=days)
+    if apply_:
+        janitor.clean(found, tgt, janitor.ProdGuard(names))
+    verb = "deleted" if apply_ else "would delete"
+    rows = [(verb, f) for f in found.stale] + [("keep", f) for f in found.kept]
+    if as_json:
+        emit_json(
+            [
+                {
+                    "action": action,
+                    "kind": f.asset.kind,
+                    "name": f.asset.name,
+                    "deployment": f.asset.deployment.id,
+                    "reason": f.reason,
+                }
+                for action, f in rows
+            ]
+        )
+    else:
+        shown = table(
+            "action", "kind", "name", "deployment", "why", title=f"cleanup of {tgt.describe()}"
+        )
+        for action, f in rows:
+            shown.add_row(action, f.asset.kind, f.asset.name, f.asset.deployment.id, f.reason)
+        out.print(shown)
+    if not apply_ and found.stale:
+        err.print(f"{len(found.stale)} stale asset(s); run with --apply to delete them")
+    elif apply_:
+        err.print(f"{len(found.deleted)} stale asset(s) deleted")
+    else:
+        err.print("nothing stale")
+
+
 def main() -> None:
     app()

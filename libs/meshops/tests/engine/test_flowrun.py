@@ -133,40 +133,20 @@ def test_brickops_names_inside_a_notebook_equal_meshops_names(repo: Path) -> Non
     ctx = context.detect(repo, env="dev", environ={})
     mesh = discover.scan(repo)
     flow = mesh.flows[0]
-    seen: dict = {}
-    original = flowrun.TaskValues.set
-
-    def spy(self: flowrun.TaskValues, key: str, value: object) -> None:
-        seen[key] = value
-        original(self, key, value)
-
-    flowrun.TaskValues.set = spy  # type: ignore[method-assign]
-    try:
-        result = flowrun.run_flow(ctx, mesh, flow, flowrun.RunOptions(progress=False))
-    finally:
-        flowrun.TaskValues.set = original  # type: ignore[method-assign]
+    result = flowrun.run_flow(ctx, mesh, flow, flowrun.RunOptions(progress=False))
     assert result.ok
     names = naming.for_notebook(ctx, repo / flow.rel / "names.py")
-    assert seen["names"] == [names.catalog, names.schema]
+    assert result.task_values[("names", "names")] == [names.catalog, names.schema]
     assert names.schema.startswith("acme_transport_taxinyc.dev_janedoe_main_")
 
 
 def test_mlflow_runs_land_in_the_state_dir(repo: Path) -> None:
     folder = repo / FlowDef(name="demo").rel
     (folder / "deployment.yml").write_text("tasks:\n  - task_key: mlflow_run\n")
-    values: dict = {}
-    original = flowrun.TaskValues.set
-
-    def spy(self: flowrun.TaskValues, key: str, value: object) -> None:
-        values[key] = value
-        original(self, key, value)
-
-    flowrun.TaskValues.set = spy  # type: ignore[method-assign]
-    try:
-        assert run(repo).ok
-    finally:
-        flowrun.TaskValues.set = original  # type: ignore[method-assign]
+    result = run(repo)
+    assert result.ok
     state = StatePaths.for_repo(repo)
-    assert values["artifact_uri"].startswith(f"file://{state.mlflow_artifacts}")
+    uri = result.task_values[("mlflow_run", "artifact_uri")]
+    assert uri.startswith(f"file://{state.mlflow_artifacts}")
     assert state.mlflow_db.is_file()
     assert not (folder / "mlruns").exists()

@@ -63,6 +63,8 @@ class RunResult:
     record: RunRecord
     outcomes: Mapping[str, Outcome]
     names: naming.Names
+    task_values: Mapping[tuple[str, str], Any] = field(default_factory=dict)
+    """`dbutils.jobs.taskValues` the tasks set, by (task key, value key)."""
 
     @property
     def ok(self) -> bool:
@@ -195,7 +197,7 @@ def run_flow(ctx: Context, mesh: Mesh, flow: Flow, options: RunOptions | None = 
             if details:
                 with Path(task.log).open("a", encoding="utf-8") as log:
                     log.write(details)
-    return RunResult(record, outcomes, names)
+    return RunResult(record, outcomes, names, values)
 
 
 def _run_notebook(spark: SparkSession, dbutils: LocalDbutils, path: Path, root: Path) -> str | None:

@@ -4,6 +4,7 @@
   catalogs, metastore and warehouse in a temporary state dir).
 - `mesh_repo`: a temporary git repository with this repo's platform config.
 - `meshops_repo_root`: the monorepo the tests run in.
+- `workspace_double`: a Databricks workspace double on 127.0.0.1 for the real SDK.
 
 Imports of Spark happen inside fixtures so unit tests never start a JVM.
 """
@@ -23,6 +24,8 @@ from meshops.testing.mesh import init_repo, platform_files
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from meshops.testing.workspace_double import WorkspaceDouble
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +64,18 @@ def spark(meshops_state_dir: Path, meshops_repo_root: Path) -> Iterator[SparkSes
     )
     yield session
     stop()
+
+
+@pytest.fixture
+def workspace_double() -> Iterator[WorkspaceDouble]:
+    """A Databricks workspace double on 127.0.0.1: `.client()` gives a real WorkspaceClient.
+
+    Its request log never holds credentials; faults are injected with `fail_next`/`slow_next`.
+    """
+    from meshops.testing.workspace_double import WorkspaceDouble
+
+    with WorkspaceDouble(user_name="jane.doe@acme.example") as double:
+        yield double
 
 
 def pytest_configure(config: Any) -> None:

@@ -73,7 +73,9 @@ final class MappedTable implements SupportsWrite {
   @Override
   public Set<TableCapability> capabilities() {
     return EnumSet.of(
-        TableCapability.BATCH_WRITE, TableCapability.TRUNCATE, TableCapability.V1_BATCH_WRITE);
+        TableCapability.BATCH_WRITE,
+        TableCapability.TRUNCATE,
+        TableCapability.V1_BATCH_WRITE);
   }
 
   @Override
@@ -82,9 +84,9 @@ final class MappedTable implements SupportsWrite {
   }
 
   /** {@code spark_catalog.`db`.`table`}: fully qualified, so the current catalog cannot matter. */
-  private String targetName() {
-    String db = target.identifier().database().get();
-    return "spark_catalog." + quote(db) + "." + quote(target.identifier().table());
+  static String targetName(CatalogTable table) {
+    String db = table.identifier().database().get();
+    return "spark_catalog." + quote(db) + "." + quote(table.identifier().table());
   }
 
   private static String quote(String part) {
@@ -112,18 +114,25 @@ final class MappedTable implements SupportsWrite {
     return String.join(", ", columns);
   }
 
+  /**
+   * Inserts the rows with Spark's V1 insert into the metastore table.
+   *
+   * <p>An overwrite replaces the whole table: the mode goes with the statement, so a session set
+   * to dynamic partition overwrite cannot turn a truncate into a partial overwrite. (Dynamic
+   * overwrite itself is not offered: Spark has no V1 fallback for it.)
+   */
   private void insert(Dataset<Row> data, boolean overwrite) {
     SparkSession spark = data.sparkSession();
     String view = "meshops_write_" + UUID.randomUUID().toString().replace("-", "");
     data.createOrReplaceTempView(view);
     try {
-      spark.sql(
-          (overwrite ? "INSERT OVERWRITE TABLE " : "INSERT INTO ")
-              + targetName()
-              + " SELECT "
-              + selectList(data.schema())
-              + " FROM "
-              + view);
+      String into =
+          overwrite
+              ? "INSERT OVERWRITE TABLE "
+                  + targetName(target)
+                  + " WITH ('partitionOverwriteMode' = 'static')"
+              : "INSERT INTO " + targetName(target);
+      spark.sql(into + " SELECT " + selectList(data.schema()) + " FROM " + view);
     } finally {
       spark.catalog().dropTempView(view);
     }

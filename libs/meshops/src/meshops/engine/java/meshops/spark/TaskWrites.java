@@ -22,7 +22,10 @@ import scala.jdk.javaapi.CollectionConverters;
 public final class TaskWrites {
   public static final String TASK_PROPERTY = "meshops.task";
 
-  /** Per task, tables in first-write order; changed only inside {@code compute}, so a drain never races a record. */
+  /**
+   * Per task, tables in first-write order. A set is changed only inside {@code compute} and
+   * leaves the map by {@code remove}, so a drain never loses a concurrent record.
+   */
   private static final ConcurrentHashMap<String, Set<String>> WRITES = new ConcurrentHashMap<>();
 
   private TaskWrites() {}

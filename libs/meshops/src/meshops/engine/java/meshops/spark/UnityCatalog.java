@@ -2,6 +2,7 @@ package meshops.spark;
 
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -11,14 +12,18 @@ import org.apache.spark.sql.AnalysisException;
 import org.apache.spark.sql.catalyst.analysis.NamespaceAlreadyExistsException;
 import org.apache.spark.sql.catalyst.analysis.NoSuchNamespaceException;
 import org.apache.spark.sql.catalyst.analysis.NoSuchTableException;
+import org.apache.spark.sql.catalyst.analysis.NoSuchViewException;
 import org.apache.spark.sql.catalyst.analysis.NonEmptyNamespaceException;
 import org.apache.spark.sql.catalyst.analysis.TableAlreadyExistsException;
+import org.apache.spark.sql.catalyst.analysis.ViewAlreadyExistsException;
 import org.apache.spark.sql.catalyst.catalog.CatalogTableType;
 import org.apache.spark.sql.classic.SparkSession;
 import org.apache.spark.sql.connector.catalog.CatalogPlugin;
 import org.apache.spark.sql.connector.catalog.Column;
 import org.apache.spark.sql.connector.catalog.Identifier;
 import org.apache.spark.sql.connector.catalog.NamespaceChange;
+import org.apache.spark.sql.connector.catalog.Relation;
+import org.apache.spark.sql.connector.catalog.RelationCatalog;
 import org.apache.spark.sql.connector.catalog.SupportsNamespaces;
 import org.apache.spark.sql.connector.catalog.Table;
 import org.apache.spark.sql.connector.catalog.TableCatalog;
@@ -26,6 +31,7 @@ import org.apache.spark.sql.connector.catalog.TableChange;
 import org.apache.spark.sql.connector.catalog.TableInfo;
 import org.apache.spark.sql.connector.catalog.TableWritePrivilege;
 import org.apache.spark.sql.connector.catalog.V1Table;
+import org.apache.spark.sql.connector.catalog.View;
 import org.apache.spark.sql.connector.expressions.Transform;
 import org.apache.spark.sql.util.CaseInsensitiveStringMap;
 
@@ -35,11 +41,14 @@ import org.apache.spark.sql.util.CaseInsensitiveStringMap;
  * <p>Schema {@code s} of catalog {@code c} is database {@code c__s} of the session catalog (the
  * Hive metastore): names get three levels, catalogs keep their schemas apart, and the one
  * persistent metastore still stores everything. Every call is delegated to the session catalog
- * with the mapped name. Reads get the session catalog's {@link V1Table}; writers get a
+ * with the mapped name. Reads get the session catalog's {@link V1Table} (as a {@link
+ * ReadableTable}); writers get a
  * {@link MappedTable} that inserts into the mapped table, because Spark's writers fall back to
- * two-level names (and so to the wrong database) when they are handed a {@code V1Table}.
+ * two-level names (and so to the wrong database) when they are handed a {@code V1Table}. Views
+ * are metastore views in the mapped database, made by Spark's own CREATE VIEW (see {@link
+ * Views}).
  */
-public final class UnityCatalog implements TableCatalog, SupportsNamespaces {
+public final class UnityCatalog implements RelationCatalog, SupportsNamespaces {
   /** Between catalog and schema in a metastore database name; never inside a catalog name. */
   public static final String SEPARATOR = "__";
 
@@ -127,23 +136,49 @@ public final class UnityCatalog implements TableCatalog, SupportsNamespaces {
     if (!namespaces().namespaceExists(mapped)) {
       throw new NoSuchNamespaceException(userNamespace(namespace));
     }
+    Set<String> viewNames = new HashSet<>(views().list(mapped[0]));
     List<Identifier> found = new ArrayList<>();
     for (Identifier ident : tables().listTables(mapped)) {
-      // the session catalog lists temporary views too; they belong to no schema
-      if (ident.namespace().length == 1 && ident.namespace()[0].equals(mapped[0])) {
-        found.add(Identifier.of(new String[] {namespace[0].toLowerCase(Locale.ROOT)}, ident.name()));
+      // the session catalog lists temporary views (no schema) and views (listViews) too
+      if (ident.namespace().length == 1
+          && ident.namespace()[0].equals(mapped[0])
+          && !viewNames.contains(ident.name())) {
+        String schema = namespace[0].toLowerCase(Locale.ROOT);
+        found.add(Identifier.of(new String[] {schema}, ident.name()));
       }
     }
     return found.toArray(new Identifier[0]);
   }
 
+  /** The table, or for a metastore view the {@link View} Spark expands. */
   @Override
-  public Table loadTable(Identifier ident) throws NoSuchTableException {
+  public Relation loadRelation(Identifier ident) throws NoSuchTableException {
+    Identifier mapped = mapTable(ident);
+    Table table;
     try {
-      return tables().loadTable(mapTable(ident));
+      table = tables().loadTable(mapped);
     } catch (NoSuchTableException e) {
       throw new NoSuchTableException(userIdentifier(ident));
     }
+    if (table instanceof V1Table v1 && v1.catalogTable().tableType() == CatalogTableType.VIEW()) {
+      View view = views().load(mapped);
+      if (view == null) {
+        throw new NoSuchTableException(userIdentifier(ident));
+      }
+      return view;
+    }
+    if (table instanceof V1Table v1) {
+      return new ReadableTable(fullName(ident), v1.catalogTable());
+    }
+    return table;
+  }
+
+  @Override
+  public Table loadTable(Identifier ident) throws NoSuchTableException {
+    if (loadRelation(ident) instanceof Table table) {
+      return table;
+    }
+    throw new NoSuchTableException(userIdentifier(ident));
   }
 
   /** What writers load: a table that writes to the mapped database (see the class comment). */
@@ -272,19 +307,106 @@ public final class UnityCatalog implements TableCatalog, SupportsNamespaces {
   @Override
   public void renameTable(Identifier oldIdent, Identifier newIdent)
       throws NoSuchTableException, TableAlreadyExistsException {
-    String[] target = newIdent.namespace();
-    if (target.length == 0) {
-      target = oldIdent.namespace(); // RENAME TO t2 keeps the schema
-    } else if (target.length == 2 && target[0].equals(name)) {
-      target = new String[] {target[1]}; // RENAME TO c.s.t2
-    }
     Identifier mappedNew;
     try {
-      mappedNew = mapNewTable(Identifier.of(target, newIdent.name()));
+      mappedNew = renameTarget(oldIdent, newIdent);
     } catch (NoSuchNamespaceException e) {
       throw new NoSuchTableException(userIdentifier(newIdent));
     }
     tables().renameTable(mapTable(oldIdent), mappedNew);
+  }
+
+  /** The mapped new name of a rename: {@code t2}, {@code s.t2} or {@code c.s.t2}. */
+  private Identifier renameTarget(Identifier oldIdent, Identifier newIdent)
+      throws NoSuchNamespaceException {
+    String[] target = newIdent.namespace();
+    if (target.length == 0) {
+      target = oldIdent.namespace();
+    } else if (target.length == 2 && target[0].equals(name)) {
+      target = new String[] {target[1]};
+    }
+    return mapNewTable(Identifier.of(target, newIdent.name()));
+  }
+
+  // ---- views -----------------------------------------------------------------------------
+
+  private Views views() {
+    return new Views(SparkSession.active());
+  }
+
+  @Override
+  public Identifier[] listViews(String[] namespace) throws NoSuchNamespaceException {
+    String[] mapped = mapNamespace(namespace);
+    if (!namespaces().namespaceExists(mapped)) {
+      throw new NoSuchNamespaceException(userNamespace(namespace));
+    }
+    List<Identifier> found = new ArrayList<>();
+    for (String view : views().list(mapped[0])) {
+      found.add(Identifier.of(new String[] {namespace[0].toLowerCase(Locale.ROOT)}, view));
+    }
+    return found.toArray(new Identifier[0]);
+  }
+
+  @Override
+  public View createView(Identifier ident, View view)
+      throws ViewAlreadyExistsException, NoSuchNamespaceException {
+    Identifier mapped = mapNewTable(ident);
+    if (!namespaces().namespaceExists(mapped.namespace())) {
+      throw new NoSuchNamespaceException(userNamespace(ident.namespace()));
+    }
+    if (tables().tableExists(mapped)) {
+      throw new ViewAlreadyExistsException(userIdentifier(ident));
+    }
+    views().create(mapped, view, false);
+    try {
+      return loadView(ident);
+    } catch (NoSuchViewException e) {
+      throw new IllegalStateException("view " + fullName(ident) + " vanished after creation", e);
+    }
+  }
+
+  @Override
+  public View replaceView(Identifier ident, View view) throws NoSuchViewException {
+    Identifier mapped;
+    try {
+      mapped = mapTable(ident);
+    } catch (NoSuchTableException e) {
+      throw new NoSuchViewException(userIdentifier(ident));
+    }
+    if (views().load(mapped) == null) {
+      throw new NoSuchViewException(userIdentifier(ident));
+    }
+    views().create(mapped, view, true);
+    return loadView(ident);
+  }
+
+  @Override
+  public boolean dropView(Identifier ident) {
+    try {
+      return views().drop(mapTable(ident));
+    } catch (NoSuchTableException e) {
+      return false;
+    }
+  }
+
+  @Override
+  public void renameView(Identifier oldIdent, Identifier newIdent)
+      throws NoSuchViewException, ViewAlreadyExistsException {
+    Identifier from;
+    Identifier to;
+    try {
+      from = mapTable(oldIdent);
+      to = renameTarget(oldIdent, newIdent);
+    } catch (NoSuchTableException | NoSuchNamespaceException e) {
+      throw new NoSuchViewException(userIdentifier(oldIdent));
+    }
+    if (views().load(from) == null) {
+      throw new NoSuchViewException(userIdentifier(oldIdent));
+    }
+    if (tables().tableExists(to)) {
+      throw new ViewAlreadyExistsException(userIdentifier(newIdent));
+    }
+    views().rename(from, to);
   }
 
   // ---- schemas ---------------------------------------------------------------------------
