@@ -1,5 +1,6 @@
 """Flows run end to end on the shared local Spark session (real notebooks, real tables)."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,41 +13,7 @@ from meshops.testing.mesh import FlowDef, commit_all, write_flow
 
 pytestmark = [pytest.mark.spark, pytest.mark.integration]
 
-HEADER = "# Databricks notebook source\n"
-WRITE = (
-    HEADER
-    + """from brickops.datamesh.naming import catname_from_path, dbname, tablename
-catalog = catname_from_path()
-spark.sql(f"CREATE SCHEMA IF NOT EXISTS {dbname(db='demo', cat=catalog)}")
-rows = int(dbutils.widgets.get("rows"))
-spark.range(rows).write.mode("overwrite").saveAsTable(tablename(tbl="numbers", db="demo", cat=catalog))
-dbutils.jobs.taskValues.set("rows", rows)
-print("wrote", rows)
-
-# COMMAND ----------
-
-# MAGIC %sql
-# MAGIC SELECT COUNT(*) AS n FROM samples.nyctaxi.trips
-"""
-)
-READ = (
-    HEADER
-    + """from brickops.datamesh.naming import catname_from_path, tablename
-source = tablename(tbl="numbers", db="demo", cat=catname_from_path())
-total = spark.table(source).groupBy().sum("id").collect()[0][0]
-spark.createDataFrame([(total,)], "total long").write.mode("overwrite").saveAsTable(
-    tablename(tbl="total", db="demo", cat=catname_from_path())
-)
-assert dbutils.jobs.taskValues.get(taskKey="write", key="rows") == 5
-"""
-)
-BROKEN = HEADER + "ok = 1\n\n# COMMAND ----------\n\nif ok\n    pass\n"
-NAMES = (
-    HEADER
-    + """from brickops.datamesh.naming import catname_from_path, dbname
-dbutils.jobs.taskValues.set("names", [catname_from_path(), dbname(db="demo", cat=catname_from_path())])
-"""
-)
+NOTEBOOKS = Path(__file__).parent / "notebooks"
 
 
 @pytest.fixture
@@ -55,11 +22,12 @@ def repo(mesh_repo: Path, spark: object) -> Path:
         mesh_repo,
         FlowDef(name="demo", tasks={"write": (), "read": ("write",), "names": (), "broken": ()}),
     )
-    (folder / "write.py").write_text(WRITE)
-    (folder / "read.py").write_text(READ)
-    (folder / "names.py").write_text(NAMES)
-    (folder / "broken.py").write_text(BROKEN)
-    (folder / "mlflow_run.py").write_text(MLFLOW)
+    for notebook in NOTEBOOKS.glob("*.py"):
+        shutil.copy(notebook, folder / notebook.name)
+    # kept here, not as a file: a notebook with a syntax error would fail the linters
+    (folder / "broken.py").write_text(
+        "# Databricks notebook source\nok = 1\n\n# COMMAND ----------\n\nif ok\n    pass\n"
+    )
     (folder / "deployment.yml").write_text(
         """tasks:
   - task_key: write
@@ -104,10 +72,10 @@ def test_tables_land_under_the_names_the_workspace_would_use(repo: Path, spark: 
 def test_parameters_override_defaults(repo: Path) -> None:
     result = run(repo, parameters={"rows": "7"})
     assert not result.ok  # read asserts 5 rows came through task values
-    assert list(result.tables().values())[0] == 7
+    assert next(iter(result.tables().values())) == 7
     read = result.record.tasks[1]
     assert read.status == "FAILED"
-    assert read.error == f"{FlowDef(name='demo').rel}/read.py:8: AssertionError"
+    assert read.error == f"{FlowDef(name='demo').rel}/read.py:9: AssertionError"
 
 
 def test_a_failing_task_skips_dependents_and_fails_the_run(repo: Path) -> None:
