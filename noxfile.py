@@ -81,3 +81,49 @@ def validate(session: nox.Session) -> None:
     """Validate the platform config and every deployment.yml and domain.yml."""
     install_workspace(session, dev=False)
     session.run("meshops", "validate", *session.posargs)
+
+
+TAXI = "orgs/acme/domains/transport/projects/taxinyc/flows"
+DEMO_FLOWS = [
+    f"{TAXI}/prep/ingest",
+    f"{TAXI}/prep/revenue",
+    "orgs/acme/domains/finance/projects/reporting/flows/prep/revenue_share",
+    f"{TAXI}/ml/taximodel",
+]
+
+
+@nox.session(python=PYTHON)
+def run(session: nox.Session) -> None:
+    """Run flows on local Spark: `nox -s run -- <flow path>... [--env local|dev] [--param k=v]`."""
+    install_workspace(session, dev=False)
+    session.run("meshops", "run", *session.posargs, env=spark_env(session))
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """From nothing to tables: sample trips, ingest, revenue, finance and the ML flow (twice)."""
+    install_workspace(session, dev=False)
+    env = spark_env(session)
+    rows = os.environ.get("MESHOPS_DEMO_ROWS", "100000")
+    session.run("python", "tools/taxigen.py", "--rows", rows, env=env)
+    session.run("meshops", "run", *DEMO_FLOWS, env=env)
+    # a second training run registers v2 as challenger; validation decides on the metric
+    session.run(
+        "meshops", "run", f"{TAXI}/ml/taximodel", "--param", "learning_rate=0.2", env=env
+    )
+    session.run("meshops", "serve", f"{TAXI}/ml/taximodel", "--check", env=env)
+    session.run("meshops", "tables", env=env)
+
+
+@nox.session(python=PYTHON)
+def serve(session: nox.Session) -> None:
+    """Serve a champion model on 127.0.0.1: `nox -s serve -- <model name or ML flow path>`."""
+    install_workspace(session, dev=False)
+    session.run("meshops", "serve", *session.posargs, env=spark_env(session))
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Revenue flow: this runner vs one fresh Python+Spark process per task, 100k and 1M trips."""
+    install_workspace(session, dev=False)
+    session.run("python", "tools/bench.py", *session.posargs, env=spark_env(session))

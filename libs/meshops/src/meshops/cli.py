@@ -474,5 +474,75 @@ def cleanup_cmd(
         err.print("nothing stale")
 
 
+@app.command()
+@handle_errors
+def serve(
+    model: Annotated[str, typer.Argument(help="registered model name, or an ML flow folder")],
+    alias: Annotated[str, typer.Option(help="which version to serve")] = "champion",
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: any free port)")] = 5001,
+    check: Annotated[
+        bool, typer.Option("--check", help="start, post the model's input example, print, stop")
+    ] = False,
+) -> None:
+    """Serve a model's champion from the local registry with MLflow's server on 127.0.0.1."""
+    from meshops import serving
+    from meshops.state import StatePaths
+
+    ctx = make_context("local")
+    name = model
+    if Path(model).exists() or "/flows/" in model:
+        mesh = discover.scan(ctx.repo_root)
+        flow = mesh.find(model)
+        spec = plan.load(mesh, [flow]).specs[flow.rel]
+        name = naming.model(ctx, spec.notebook_path(spec.deployment.tasks[0]))
+    state = StatePaths.for_repo(ctx.repo_root)
+    uri = serving.resolve(state, name, alias)
+    port = port or serving.free_port()
+    err.print(f"serving {name}@{alias} ({uri}) on http://127.0.0.1:{port}")
+    with serving.running(state, uri, port) as server:
+        if check:
+            example = serving.input_example(uri, state)
+            predictions = serving.predict(server.url, example)
+            shown = table("row", "prediction", title=f"{uri} answered {len(predictions)} row(s)")
+            for i, value in enumerate(predictions[:10]):
+                shown.add_row(str(i), f"{value}")
+            out.print(shown)
+            return
+        err.print("ready: POST JSON to /invocations; Ctrl-C stops")
+        try:
+            server.process.wait()
+        except KeyboardInterrupt:
+            err.print("stopping")
+
+
+@app.command()
+@handle_errors
+def tables(
+    all_deployments: Annotated[
+        bool, typer.Option("--all", help="every local table, not just this deployment's")
+    ] = False,
+    env: EnvOpt = "local",
+) -> None:
+    """Tables in the local metastore with row counts (this deployment's schemas by default)."""
+    from meshops.engine import flowrun, session
+
+    ctx = make_context(env)
+    mesh = discover.scan(ctx.repo_root)
+    spark = flowrun.spark_for(ctx, mesh)
+    prefix = ctx.deployment + "_"
+    shown = table(
+        "table", "rows", title=f"local tables ({'all' if all_deployments else ctx.deployment})"
+    )
+    for catalog in sorted(session.known_catalogs(spark)):
+        for (schema,) in spark.sql(f"SHOW SCHEMAS IN {catalog}").collect():
+            mine = schema.startswith(prefix) or catalog in flowrun.external_catalogs(ctx)
+            if not (all_deployments or mine):
+                continue
+            for row in spark.sql(f"SHOW TABLES IN {catalog}.{schema}").collect():
+                name = f"{catalog}.{schema}.{row.tableName}"
+                shown.add_row(name, f"{spark.table(name).count():,}")
+    out.print(shown)
+
+
 def main() -> None:
     app()

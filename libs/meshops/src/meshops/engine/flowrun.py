@@ -75,11 +75,15 @@ class RunResult:
         return {name: rows for task in self.record.tasks for name, rows in task.tables.items()}
 
 
+def external_catalogs(ctx: Context) -> set[str]:
+    """Catalogs read but not made by a flow of this repo (e.g. `samples`)."""
+    return set(config.load(ctx.repo_root).settings.external_catalogs)
+
+
 def mesh_catalogs(ctx: Context, mesh: Mesh) -> set[str]:
     """Catalogs a flow may read locally: every flow's catalog and the configured external ones."""
-    cfg = config.load(ctx.repo_root)
     catalogs = {naming.for_notebook(ctx, f"{f.rel}/_.py").catalog for f in mesh.flows}
-    return catalogs | set(cfg.settings.external_catalogs)
+    return catalogs | external_catalogs(ctx)
 
 
 def spark_for(ctx: Context, mesh: Mesh) -> SparkSession:
