@@ -1,0 +1,5 @@
+"""`python -m meshops` is the `meshops` command."""
+
+from meshops.cli import main
+
+main()

@@ -1,0 +1,138 @@
+"""Benchmark: the local runner against one fresh Python+Spark process per task.
+
+For each size, in a state dir of its own: generate trips, ingest them (not timed),
+then time the revenue flow twice on the same data in the same run:
+
+- runner:   `meshops run <revenue>` — one process, one Spark session, tasks concurrent;
+- baseline: `meshops run <revenue> --task <t>` for each task in dependency order — a new
+            Python process and Spark session per task, as a naive per-notebook runner would.
+
+The two write under different branch names, then their tables are compared (dfcompare) so
+the speed-up is for the same result. Prints wall times and ratios.
+
+    python tools/bench.py                  # 100k and 1M trips
+    python tools/bench.py --sizes 100000   # one size
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+TAXI = "orgs/acme/domains/transport/projects/taxinyc/flows/prep"
+REVENUE = f"{TAXI}/revenue"
+INGEST = f"{TAXI}/ingest"
+TASK_ORDER = ("revenue_by_borough", "revenue_by_tripmonth", "borough_population",
+              "revenue_per_inhabitant")  # fmt: skip
+console = Console(stderr=True, highlight=False)
+
+sys.path.insert(0, str(ROOT / "tools"))
+import taxigen  # noqa: E402 - tools/ is not a package
+
+
+def meshops(*args: str, env: dict[str, str]) -> float:
+    """Run the meshops CLI in a fresh process; its wall time in seconds."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "meshops", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        console.print(proc.stdout[-3000:], proc.stderr[-3000:])
+        raise SystemExit(f"meshops {' '.join(args)} failed ({proc.returncode})")
+    return elapsed
+
+
+def bench(rows: int, keep: bool) -> tuple[float, float]:
+    state = ROOT / ".meshops" / "bench" / f"{rows}"
+    if state.exists():
+        shutil.rmtree(state)
+    env = {
+        **os.environ,
+        "MESHOPS_STATE_DIR": str(state),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+    }
+    landing = state / "volumes" / "samples" / "nyctaxi" / "landing" / "trips"
+    console.print(f"[bold]{rows:,} trips[/bold]: generating and ingesting (not timed)")
+    taxigen.write(landing, rows=rows, seed=42)
+    meshops("run", INGEST, env=env)
+
+    console.print("  runner: one process, shared session")
+    runner = meshops("--branch", "bench-runner", "run", REVENUE, env=env)
+    console.print(f"  runner: {runner:.1f} s")
+    console.print("  baseline: a fresh process per task")
+    baseline = 0.0
+    for task in TASK_ORDER:
+        baseline += meshops("--branch", "bench-baseline", "run", REVENUE, "--task", task, env=env)
+    console.print(f"  baseline: {baseline:.1f} s")
+    _same_results(env)
+    if not keep:
+        shutil.rmtree(state)
+    return runner, baseline
+
+
+def _same_results(env: dict[str, str]) -> None:
+    """Both ways wrote identical tables (checked in one more, untimed, process)."""
+    check = f"""
+import sys
+from pathlib import Path
+from meshops import context, discover, naming
+from meshops.engine import flowrun
+from dfcompare import assert_same
+root = Path({str(ROOT)!r})
+mesh = discover.scan(root)
+notebook = root / {REVENUE!r} / "revenue_by_borough.py"
+runner = context.detect(root, overrides={{"branch": "bench-runner"}})
+baseline = context.detect(root, overrides={{"branch": "bench-baseline"}})
+spark = flowrun.spark_for(runner, mesh)
+for table in {list(TASK_ORDER)!r}:
+    a = naming.for_notebook(runner, notebook).table(table)
+    b = naming.for_notebook(baseline, notebook).table(table)
+    assert_same(spark.table(a), spark.table(b))
+print("same results")
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", check],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        console.print(proc.stderr[-3000:])
+        raise SystemExit("runner and baseline wrote different tables")
+    console.print("  results identical (dfcompare)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--keep", action="store_true", help="keep the bench state dirs")
+    args = parser.parse_args()
+    results = [(rows, *bench(rows, args.keep)) for rows in args.sizes]
+    table = Table(title="revenue flow: runner vs fresh process per task (same data, same run)")
+    for column in ("trips", "runner (s)", "baseline (s)", "speed-up"):
+        table.add_column(column, justify="right")
+    for rows, runner, baseline in results:
+        table.add_row(f"{rows:,}", f"{runner:.1f}", f"{baseline:.1f}", f"{baseline / runner:.2f}x")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
