@@ -1,0 +1,436 @@
+"""One Spark session per process, shared by every task the process runs.
+
+Three kinds, chosen at the first call:
+
+- **local**: `local[*]` with a Derby-backed Hive metastore under the state folder, so tables
+  outlive the process, and the meshops catalog plugin registered once per catalog name, so
+  `catalog.schema.table` resolves as on Unity Catalog (schema `s` of catalog `c` is metastore
+  database `c__s`). Writes through the plugin are recorded per task (`task_tag`).
+- **connect**: Spark Connect when `SPARK_REMOTE` is set; the server owns the catalogs.
+- **databricks-connect**: when a workspace is configured and `databricks-connect` is
+  installed; the workspace's Unity Catalog owns the catalogs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from configparser import ConfigParser
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from meshops.engine.jvm import JAVA_SOURCES, java_tool, plugin_jar
+from meshops.errors import InvalidInput, MeshopsError
+from meshops.state import StatePaths
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+Mode = Literal["local", "connect", "databricks-connect"]
+
+CATALOG_CLASS = "meshops.spark.UnityCatalog"
+VOLUMES_FS_CLASS = "meshops.spark.VolumesFileSystem"
+LOG_CONFIG = JAVA_SOURCES / "log4j2.properties"
+TASK_PROPERTY = "meshops.task"
+"""Spark local property naming the task a thread runs; writes are recorded under it."""
+
+_CATALOG_PREFIX = "spark.sql.catalog."
+_CATALOG_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+_RESERVED_CATALOGS = frozenset({"spark_catalog", "system", "session"})
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """What the one session of this process is built from.
+
+    `mode` "auto" picks connect when `SPARK_REMOTE` is set, databricks-connect when a
+    workspace is configured and `databricks-connect` is installed, else local. Tests pass
+    "local" so a developer's workspace settings never send them to a cluster.
+    """
+
+    state: StatePaths
+    catalogs: tuple[str, ...] = ()
+    app_name: str = "meshops"
+    shuffle_partitions: int = 4
+    extra_conf: Mapping[str, str] = field(default_factory=dict)
+    mode: Literal["auto", "local", "connect", "databricks-connect"] = "auto"
+    jar_cache: Path | None = None
+    """Where the plugin jar is cached; default `state.jars`. Tests share one across state dirs."""
+
+
+@dataclass(frozen=True)
+class _Running:
+    spark: SparkSession
+    mode: Mode
+    options: SessionOptions
+
+
+_lock = threading.RLock()
+_running: _Running | None = None
+_exit_hook = False
+_JVM_EXIT_SECONDS = 60
+_LOCK_GRACE_SECONDS = 5
+
+
+def get_spark(options: SessionOptions) -> SparkSession:
+    """The session of this process, started at the first call with `options`.
+
+    Later calls return it and register any new `options.catalogs`; a later call with a
+    different local state folder is an error, since the metastore cannot move.
+    """
+    global _running
+    with _lock:
+        running = _running
+        if running is not None and _alive(running.spark):
+            if (
+                running.mode == "local"
+                and running.options.state.root.resolve() != options.state.root.resolve()
+            ):
+                raise MeshopsError(
+                    f"a local Spark session already runs with state {running.options.state.root}; "
+                    f"one session per process: call meshops.engine.session.stop() first"
+                )
+            register_catalogs(running.spark, options.catalogs)
+            return running.spark
+        chosen = _choose_mode(options.mode)
+        if chosen == "local":
+            spark = _start_local(options)
+        elif chosen == "connect":
+            spark = _start_connect(options)
+        else:
+            spark = _start_databricks(options)
+        _running = _Running(spark, chosen, options)
+        return spark
+
+
+def active_options() -> SessionOptions | None:
+    """Options of the running session, if any (fixtures reuse a session another one started)."""
+    with _lock:
+        running = _running
+        return running.options if running is not None and _alive(running.spark) else None
+
+
+def stop() -> None:
+    """Stop the session of this process; the next `get_spark` starts a new one."""
+    global _running
+    with _lock:
+        running, _running = _running, None
+        if running is None:
+            return
+        if running.mode == "local" and _alive(running.spark):
+            # cached file systems keep the volume root of this session
+            _jvm(running.spark).org.apache.hadoop.fs.FileSystem.closeAll()
+        running.spark.stop()
+
+
+def mode(spark: SparkSession) -> Mode:
+    """Which kind of session `spark` is."""
+    running = _running
+    if running is not None and running.spark is spark:
+        return running.mode
+    return "local" if hasattr(spark, "_jsparkSession") else "connect"
+
+
+def register_catalogs(spark: SparkSession, names: Iterable[str]) -> None:
+    """Make each name a catalog of the local session (idempotent); remote sessions own theirs."""
+    wanted = [_valid_catalog(name) for name in names]
+    if mode(spark) != "local":
+        return
+    for name in wanted:
+        key = _CATALOG_PREFIX + name
+        if spark.conf.get(key, None) is None:
+            spark.conf.set(key, CATALOG_CLASS)
+
+
+def known_catalogs(spark: SparkSession) -> set[str]:
+    """Catalogs a three-level name may use: registered ones and those with schemas stored."""
+    if mode(spark) != "local":
+        return {c.name for c in spark.catalog.listCatalogs()}
+    registered = {
+        key[len(_CATALOG_PREFIX) :]
+        for key, value in spark.conf.getAll.items()
+        if key.startswith(_CATALOG_PREFIX)
+        and "." not in key[len(_CATALOG_PREFIX) :]
+        and value == CATALOG_CLASS
+    }
+    return registered | set(_metastore_catalogs(spark))
+
+
+def drain_writes(spark: SparkSession, task: str) -> list[str]:
+    """Tables (`catalog.schema.table`) written under `task`, first write first; then forgotten.
+
+    Only writes through three-level names on a local session are recorded; remote sessions
+    and two-level (`spark_catalog`) names record nothing.
+    """
+    if mode(spark) != "local":
+        return []
+    return list(_jvm(spark).meshops.spark.TaskWrites.drain(task))
+
+
+@contextlib.contextmanager
+def task_tag(spark: SparkSession, task: str) -> Iterator[None]:
+    """Record the writes this thread makes inside the block under `task`."""
+    if mode(spark) != "local":
+        yield
+        return
+    context = spark.sparkContext
+    previous = context.getLocalProperty(TASK_PROPERTY)
+    context.setLocalProperty(TASK_PROPERTY, task)
+    try:
+        yield
+    finally:
+        context.setLocalProperty(TASK_PROPERTY, previous)  # type: ignore[arg-type]
+
+
+# ---- choosing ------------------------------------------------------------------------------
+
+
+def _choose_mode(requested: str) -> Mode:
+    remote = os.environ.get("SPARK_REMOTE")
+    if requested == "local":
+        if remote:
+            raise MeshopsError(f"SPARK_REMOTE={remote} is set: unset it to run Spark locally")
+        return "local"
+    if requested == "connect":
+        if not remote:
+            raise MeshopsError("set SPARK_REMOTE (e.g. sc://localhost:15002) to use Spark Connect")
+        return "connect"
+    if requested == "databricks-connect":
+        if not _has_databricks_connect():
+            raise MeshopsError(
+                "databricks-connect is not installed: pip install databricks-connect"
+            )
+        return "databricks-connect"
+    if remote:
+        return "connect"
+    if _workspace_configured() and _has_databricks_connect():
+        return "databricks-connect"
+    return "local"
+
+
+def _workspace_configured() -> bool:
+    if os.environ.get("DATABRICKS_HOST") or os.environ.get("DATABRICKS_CONFIG_PROFILE"):
+        return True
+    config = Path(os.environ.get("DATABRICKS_CONFIG_FILE", Path.home() / ".databrickscfg"))
+    if not config.is_file():
+        return False
+    parser = ConfigParser()
+    try:
+        parser.read(config)
+    except Exception:
+        return False
+    return bool(parser.defaults().get("host"))
+
+
+def _has_databricks_connect() -> bool:
+    try:
+        return importlib.util.find_spec("databricks.connect") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+# ---- starting ------------------------------------------------------------------------------
+
+
+def _start_connect(options: SessionOptions) -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(options.app_name)
+    for key, value in options.extra_conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _start_databricks(options: SessionOptions) -> SparkSession:
+    connect: Any = importlib.import_module("databricks.connect")
+    spark = cast("SparkSession", connect.DatabricksSession.builder.getOrCreate())
+    for key, value in options.extra_conf.items():
+        spark.conf.set(key, value)
+    return spark
+
+
+def local_conf(options: SessionOptions, jar: Path) -> dict[str, str]:
+    """Spark settings of a local session; each one is here for a reason given beside it."""
+    state = StatePaths(options.state.root.resolve())
+    metastore_db = state.metastore / "metastore_db"
+    conf = {
+        "spark.master": "local[*]",
+        "spark.app.name": options.app_name,
+        # persistent metastore and warehouse under the state folder, never in the cwd
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": str(state.warehouse),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={metastore_db};create=true"
+        ),
+        # derby.log next to the metastore, not in the working directory; JVM temporary files
+        # (Spark's block manager, Hive's per-session folders) in the state folder, not /tmp;
+        # warnings-only logs
+        "spark.driver.extraJavaOptions": " ".join(
+            f'-D{key}="{value}"'
+            for key, value in {
+                "derby.system.home": state.metastore,
+                "derby.stream.error.file": state.metastore / "derby.log",
+                "java.io.tmpdir": state.tmp,
+                "log4j2.configurationFile": LOG_CONFIG.as_uri(),
+            }.items()
+        ),
+        # one folder for Hive's downloads instead of a new one per session
+        "spark.hadoop.hive.downloaded.resources.dir": str(state.tmp / "hive-resources"),
+        # the plugin on the JVM class path at launch: catalogs, py4j, Hadoop and the Hive
+        # client's class loader all see it, also after a stop() and restart in this process
+        "spark.driver.extraClassPath": str(jar),
+        # V1 reads of tables from a non-session catalog need partitions found on disk
+        "spark.sql.hive.manageFilesourcePartitions": "false",
+        # /Volumes/<catalog>/<schema>/<volume>/... is <state>/volumes/<catalog>/...
+        "spark.hadoop.fs.file.impl": VOLUMES_FS_CLASS,
+        "spark.hadoop.meshops.volumes.root": str(state.volumes),
+        # small machine: few shuffle partitions, AQE to coalesce them, no UI, no progress bars
+        "spark.sql.shuffle.partitions": str(options.shuffle_partitions),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        # a laptop's host name may not resolve; nothing here is reached from elsewhere
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        # as on Databricks: UTC session time zone, Arrow for pandas conversions
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # Python workers in this interpreter, whose packages the driver has
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+    }
+    for name in options.catalogs:
+        conf[_CATALOG_PREFIX + _valid_catalog(name)] = CATALOG_CLASS
+    conf.update(options.extra_conf)
+    return conf
+
+
+def _start_local(options: SessionOptions) -> SparkSession:
+    from pyspark import SparkConf, SparkContext
+    from pyspark.sql import SparkSession
+
+    if SparkContext._active_spark_context is not None:
+        raise MeshopsError(
+            "a Spark session not started by meshops runs in this process: stop it, or take the "
+            "session from meshops.engine.session.get_spark everywhere"
+        )
+    java_tool("java")
+    state = StatePaths(options.state.root.resolve())
+    jar = plugin_jar(options.jar_cache or state.jars)
+    for folder in (state.metastore, state.warehouse, state.volumes, state.tmp):
+        folder.mkdir(parents=True, exist_ok=True)
+    if SparkContext._gateway is None:
+        _check_metastore_free(state.metastore / "metastore_db")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    # the driver binds to 127.0.0.1; this also spares the "hostname resolves to loopback" warning
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    conf = SparkConf().setAll(list(local_conf(options, jar).items()))
+    spark = SparkSession.builder.config(conf=conf).getOrCreate()
+    _exit_with_jvm(SparkContext._gateway)
+    # schemas stored by earlier processes: their catalogs resolve from the first query
+    register_catalogs(spark, _catalogs_on_disk(state.warehouse))
+    return spark
+
+
+def _catalogs_on_disk(warehouse: Path) -> set[str]:
+    """Catalogs with a schema folder (`<catalog>__<schema>.db`) in the warehouse.
+
+    Reading the folder names, not the metastore, keeps the metastore (seconds to open)
+    out of start-up. A schema created with a LOCATION elsewhere is not seen here: name its
+    catalog in `SessionOptions.catalogs` or `register_catalogs`.
+    """
+    found = set()
+    if warehouse.is_dir():
+        for entry in warehouse.iterdir():
+            catalog, sep, schema = entry.name.partition("__")
+            if sep and schema.endswith(".db") and _CATALOG_NAME.fullmatch(catalog):
+                found.add(catalog)
+    return found - _RESERVED_CATALOGS
+
+
+def _exit_with_jvm(gateway: Any) -> None:
+    """Make this process's exit wait for its JVM's, so the metastore is free once it is gone.
+
+    pyspark's JVM ends when its stdin closes, some time after Python exits; a process
+    started right after this one would otherwise find the metastore still locked.
+    """
+    global _exit_hook
+    proc = getattr(gateway, "proc", None)
+    if proc is None or proc.stdin is None or _exit_hook:
+        return
+
+    def close() -> None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=_JVM_EXIT_SECONDS)
+
+    atexit.register(close)
+    _exit_hook = True
+
+
+def _check_metastore_free(metastore_db: Path) -> None:
+    """Fail with a clear message when another process holds the Derby metastore.
+
+    Derby allows one JVM per database and holds a lock on `dbex.lck` while it has the
+    database open; Spark's own error for this is pages of stack trace. A JVM whose Python
+    was killed ends a moment later, so the lock gets a short grace period.
+    """
+    lock = metastore_db / "dbex.lck"
+    if sys.platform == "win32" or not lock.is_file():
+        return
+    import fcntl
+
+    deadline = time.monotonic() + _LOCK_GRACE_SECONDS
+    with lock.open("rb+") as handle:
+        while True:
+            try:
+                fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                raise MeshopsError(
+                    f"the local metastore {metastore_db} is in use by another Spark process: "
+                    f"wait for it to end or point MESHOPS_STATE_DIR at another folder"
+                ) from None
+            fcntl.lockf(handle, fcntl.LOCK_UN)
+            return
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _valid_catalog(name: str) -> str:
+    if not _CATALOG_NAME.fullmatch(name) or name in _RESERVED_CATALOGS:
+        raise InvalidInput(
+            f"catalog name {name!r}: use lower-case letters, digits and single underscores "
+            f"(not {', '.join(sorted(_RESERVED_CATALOGS))})"
+        )
+    return name
+
+
+def _alive(spark: SparkSession) -> bool:
+    if hasattr(spark, "_jsparkSession"):
+        return getattr(spark.sparkContext, "_jsc", None) is not None
+    return not bool(getattr(spark, "is_stopped", False))
+
+
+def _jvm(spark: SparkSession) -> Any:
+    return spark.sparkContext._jvm
+
+
+def _metastore_catalogs(spark: SparkSession) -> list[str]:
+    jvm = _jvm(spark)
+    return list(jvm.meshops.spark.TaskWrites.metastoreCatalogs(spark._jsparkSession))
