@@ -89,10 +89,7 @@ def test_a_failing_task_skips_dependents_and_fails_the_run(repo: Path) -> None:
     assert statuses == {"broken": "FAILED", "read": "UPSTREAM_FAILED", "names": "SUCCESS"}
     assert result.record.status == "FAILED"
     broken = result.record.tasks[0]
-    assert (
-        broken.error
-        == f"{repo.resolve() / FlowDef(name='demo').rel}/broken.py:5: SyntaxError: expected ':'"
-    )
+    assert broken.error == f"{FlowDef(name='demo').rel}/broken.py:6: SyntaxError: expected ':'"
 
 
 def test_brickops_names_inside_a_notebook_equal_meshops_names(repo: Path) -> None:
@@ -115,6 +112,6 @@ def test_mlflow_runs_land_in_the_state_dir(repo: Path) -> None:
     assert result.ok
     state = StatePaths.for_repo(repo)
     uri = result.task_values[("mlflow_run", "artifact_uri")]
-    assert uri.startswith(f"file://{state.mlflow_artifacts}")
+    assert uri.removeprefix("file://").startswith(str(state.mlflow_artifacts))
     assert state.mlflow_db.is_file()
     assert not (folder / "mlruns").exists()
