@@ -371,6 +371,10 @@ def _exit_with_jvm(gateway: Any) -> None:
         return
 
     def close() -> None:
+        # stop Spark first: a JVM that vanishes under a live session makes py4j and the
+        # accumulator server print tracebacks on the way out
+        with contextlib.suppress(Exception):
+            stop()
         with contextlib.suppress(OSError):
             proc.stdin.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
