@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
+import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import nox
 
@@ -127,3 +131,94 @@ def bench(session: nox.Session) -> None:
     """Revenue flow: this runner vs one fresh Python+Spark process per task, 100k and 1M trips."""
     install_workspace(session, dev=False)
     session.run("python", "tools/bench.py", *session.posargs, env=spark_env(session))
+
+
+# ---------------------------------------------------------------- deployments
+#
+# Targets: `--target databricks` in CI (unified auth from DATABRICKS_* variables);
+# locally the default `auto` picks the local registry when no workspace is configured.
+
+RELEASE_TAG = re.compile(r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")  # = meshops.context
+
+
+def _refuse(message: str) -> NoReturn:
+    """One line and exit 2, as `meshops` itself refuses (a failed nox session exits 1)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _env_args(args: Sequence[str]) -> list[str]:
+    """Values given to --env/-e in the session's arguments."""
+    found = []
+    for i, arg in enumerate(args):
+        if arg in ("--env", "-e") and i + 1 < len(args):
+            found.append(args[i + 1])
+        elif arg.startswith("--env="):
+            found.append(arg.split("=", 1)[1])
+        elif arg.startswith("-e") and len(arg) > 2:
+            found.append(arg[2:])
+    return found
+
+
+def _git(*args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def _release_refusal() -> str | None:
+    """Why HEAD cannot be deployed to prod, checked before anything is installed.
+
+    `meshops deploy --env prod` checks the same again; this only makes the refusal instant.
+    """
+    tags = [t for t in _git("tag", "--points-at", "HEAD").split() if RELEASE_TAG.match(t)]
+    if not tags:
+        head = _git("rev-parse", "--short=8", "HEAD") or "HEAD"
+        return (
+            f"prod deploys only from a release tag vX.Y.Z at HEAD, and {head} has none: "
+            "tag the release (git tag vX.Y.Z) and deploy from that tag"
+        )
+    if _git("status", "--porcelain"):
+        return (
+            "the worktree has uncommitted changes: prod deploys only the committed code of a "
+            "release tag; commit or stash them"
+        )
+    return None
+
+
+def _install_deploy(session: nox.Session) -> None:
+    install_workspace(session, dev=False)
+    session.install("hatchling")  # builds the wheels of the libs the flows use
+
+
+@nox.session(name="deploy-dev", python=PYTHON)
+def deploy_dev(session: nox.Session) -> None:
+    """Deploy flows changed since main as dev jobs (`-- --all`: every flow); never prod."""
+    if any(env != "dev" for env in _env_args(session.posargs)):
+        _refuse(
+            "deploy-dev deploys to dev only: prod is deployed by `nox -s deploy-prod` from a "
+            "release tag"
+        )
+    _install_deploy(session)
+    session.run("meshops", "deploy", "--env", "dev", *session.posargs)
+
+
+@nox.session(name="deploy-prod", python=PYTHON)
+def deploy_prod(session: nox.Session) -> None:
+    """Prod jobs pinned to the release tag at HEAD: all flows, or `-- --changed` since the last.
+
+    Refuses (exit 2) unless HEAD is exactly a release tag vX.Y.Z and the worktree is clean.
+    """
+    if any(env != "prod" for env in _env_args(session.posargs)):
+        _refuse("deploy-prod deploys to prod only: drop --env")
+    refusal = _release_refusal()
+    if refusal:
+        _refuse(refusal)
+    _install_deploy(session)
+    session.run("meshops", "deploy", "--env", "prod", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def cleanup(session: nox.Session) -> None:
+    """List stale dev deployments (branch gone, or superseded); `-- --apply` deletes them."""
+    install_workspace(session, dev=False)
+    session.run("meshops", "cleanup", *session.posargs, env=spark_env(session))

@@ -58,7 +58,8 @@ def spark(meshops_state_dir: Path, meshops_repo_root: Path) -> Iterator[SparkSes
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     # every run in this process (flowrun, run-job) shares the one session and its state dir
     os.environ["MESHOPS_STATE_DIR"] = str(meshops_state_dir)
-    jars = meshops_repo_root / ".meshops" / "jars"  # compile the catalog plugin once, not per process
+    # compile the catalog plugin once, not per process
+    jars = meshops_repo_root / ".meshops" / "jars"
     session = get_spark(
         SessionOptions(state=StatePaths(meshops_state_dir), mode="local", jar_cache=jars)
     )

@@ -1,0 +1,379 @@
+"""Removes stale dev deployments (jobs and schemas); never a prod asset.
+
+A dev deployment is `dev_<user>_<branch>_<commit8>` (`Context.deployment`). Its
+jobs say so in their tags; its schemas are recognised by comparing their names
+with names computed by `meshops.naming` for a sentinel deployment, so the
+platform's templates stay the only definition of a name (no second parser to
+drift from them). A deployment is stale when its branch is gone from the remote
+(or from the local branches when there is no remote), or when a newer
+deployment of the same user and branch superseded it more than
+`janitor.stale_days` days ago.
+
+Deleting is guarded in code, separately from choosing: before anything is
+deleted, every asset must prove it is a dev asset whose name is exactly the dev
+name of its deployment and equals no prod name of any known flow; otherwise
+the janitor raises and deletes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Final, Literal
+
+from meshops import naming
+from meshops.context import BRANCH_SLUG_MAX, DETACHED, Context, git, slug
+from meshops.discover import Mesh
+from meshops.errors import InvalidInput, MeshopsError
+from meshops.plan import FLOW_TAG
+from meshops.targets.base import DeployedJob, SchemaInfo, Target, one_line, redact
+
+DAY = 86400.0
+DEV: Final = "dev"
+# sentinel deployment parts: names computed with them show where each part goes
+_USER, _BRANCH, _COMMIT, _DB = "qqzuserqqz", "qqzbranchqqz", "abcdef01" * 5, "qqzdbqqz"
+_SHORT = _COMMIT[:8]
+_PART = {
+    "user": "[a-z0-9_]+",
+    "branch": "[a-z0-9]+",
+    "commit": "[0-9a-f]{7,8}",
+    "db": "[a-z][a-z0-9_]*",
+}
+
+
+class ProdAssetError(MeshopsError):
+    """Asked to delete something that is not provably a dev asset: nothing was deleted."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One dev deployment: env, user slug, branch slug and short commit."""
+
+    env: str
+    user: str
+    branch: str
+    commit: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.env}_{self.user}_{self.branch}_{self.commit}"
+
+    @classmethod
+    def parse(cls, text: str) -> Deployment | None:
+        """`dev_<user>_<branch>_<commit>` (users may hold `_`; branches and commits do not)."""
+        env, _, rest = text.partition("_")
+        parts = rest.rsplit("_", 2)
+        if len(parts) != 3:
+            return None
+        found = cls(env, *parts)
+        ok = env == DEV and all(
+            re.fullmatch(_PART[k], v)
+            for k, v in (("user", found.user), ("branch", found.branch), ("commit", found.commit))
+        )
+        return found if ok else None
+
+    def context(self, repo_root: Path) -> Context:
+        """A Context whose names are this deployment's (slugs are stable under slugging)."""
+        return Context(
+            repo_root=repo_root,
+            env=DEV,
+            user=self.user,
+            branch=self.branch,
+            commit=self.commit,
+            tag=None,
+            git_url="",
+            origin="janitor",
+        )
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A job or schema of a dev deployment."""
+
+    kind: Literal["job", "schema"]
+    name: str
+    deployment: Deployment
+    created_ms: int
+    job_id: int | None = None
+    flow: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Finding:
+    asset: Asset
+    reason: str
+
+
+@dataclass
+class Survey:
+    """What the janitor found: stale assets (to delete) and kept ones, each with a reason."""
+
+    stale: list[Finding] = field(default_factory=list)
+    kept: list[Finding] = field(default_factory=list)
+    deleted: list[Finding] = field(default_factory=list)
+
+
+def live_branches(repo_root: Path) -> tuple[set[str], str]:
+    """Branch slugs on `origin` (or local branches when there is no remote), and where from."""
+    if "origin" in git(repo_root, "remote", check=False).split():
+        try:
+            out = git(repo_root, "ls-remote", "--heads", "origin")
+        except MeshopsError as exc:
+            raise MeshopsError(
+                f"cannot list the branches of origin ({one_line(exc)}): fix access and run again"
+            ) from None
+        names = [
+            line.split("refs/heads/", 1)[1] for line in out.splitlines() if "refs/heads/" in line
+        ]
+        where = "origin"
+    else:
+        out = git(repo_root, "for-each-ref", "--format=%(refname:short)", "refs/heads")
+        names = out.split()
+        where = "the local branches"
+    if not names:
+        raise MeshopsError(
+            f"no branches found in {where}: refusing to treat every deployment as stale"
+        )
+    return {slug(n, max_len=BRANCH_SLUG_MAX) or DETACHED for n in names}, where
+
+
+class Names:
+    """Dev and prod names of every known flow, computed by `meshops.naming`."""
+
+    def __init__(self, repo_root: Path, flow_rels: Iterable[str]) -> None:
+        self.repo_root = repo_root
+        sentinel = Deployment(DEV, _USER, _BRANCH, _SHORT).context(repo_root)
+        sentinel = replace(sentinel, commit=_COMMIT)
+        prod = sentinel.with_env("prod")
+        self.flows: set[str] = set()
+        self.prod_jobs: set[str] = set()
+        self.prod_schemas: set[str] = set()
+        self.patterns: dict[str, set[re.Pattern[str]]] = {}
+        projects: set[str] = set()
+        for rel in sorted(set(flow_rels)):
+            try:
+                prod_names = naming.for_notebook(prod, f"{rel}/_.py")
+            except InvalidInput:
+                continue  # a tag that is not a flow path: such jobs are never candidates
+            self.flows.add(rel)
+            self.prod_jobs.add(prod_names.job)
+            self.prod_schemas.add(prod_names.schema)
+            project = rel.split("/flows/")[0]
+            if project not in projects:
+                projects.add(project)
+                dev = naming.for_notebook(sentinel, f"{project}/flows/prep/{_DB}/_.py")
+                self.patterns.setdefault(dev.catalog, set()).update(_patterns(dev.schema))
+
+    @property
+    def catalogs(self) -> list[str]:
+        return sorted(self.patterns)
+
+    def dev_job(self, deployment: Deployment, flow: str) -> str:
+        return naming.for_notebook(deployment.context(self.repo_root), f"{flow}/_.py").job
+
+    def schema_deployments(self, full_name: str) -> set[Deployment]:
+        """Every deployment whose dev schema name this could be (more than one: ambiguous)."""
+        catalog = full_name.split(".", 1)[0]
+        found = set()
+        for pattern in self.patterns.get(catalog, ()):
+            m = pattern.fullmatch(full_name)
+            if m:
+                found.add(Deployment(DEV, m["user"], m["branch"], m["commit"]))
+        return found
+
+
+def _patterns(sentinel_schema: str) -> list[re.Pattern[str]]:
+    """Regexes of dev schema names from a sentinel name; a shortest and a longest user reading."""
+    text = re.escape(sentinel_schema)
+    for token in (_USER, _BRANCH, _SHORT, _DB):
+        if text.count(token) != 1:
+            raise MeshopsError(
+                ".brickopscfg/config.yml: naming: the dev schema template must hold "
+                "{username}, {gitbranch}, {gitshortref} and {db} once each for the janitor"
+            )
+    out = []
+    for user in (_PART["user"] + "?", _PART["user"]):
+        pattern = (
+            text.replace(_USER, f"(?P<user>{user})")
+            .replace(_BRANCH, f"(?P<branch>{_PART['branch']})")
+            .replace(_SHORT, f"(?P<commit>{_PART['commit']})")
+            .replace(_DB, f"(?P<db>{_PART['db']})")
+        )
+        out.append(re.compile(pattern))
+    return out
+
+
+class ProdGuard:
+    """Proves an asset is a dev asset before it may be deleted; raises otherwise."""
+
+    def __init__(self, names: Names) -> None:
+        self.names = names
+
+    def check(self, asset: Asset) -> None:
+        why = self._why_not(asset)
+        if why:
+            raise ProdAssetError(
+                f"refusing to delete {asset.kind} {asset.name}: {why}; meshops deletes only dev "
+                "deployments, never prod"
+            )
+
+    def _why_not(self, asset: Asset) -> str | None:
+        dep = asset.deployment
+        if dep.env != DEV or Deployment.parse(dep.id) != dep:
+            return f"deployment {dep.id!r} is not a dev deployment"
+        if asset.kind == "job":
+            if asset.name in self.names.prod_jobs:
+                return "its name is a prod job name"
+            if asset.tags.get("deployment") != dep.id:
+                return f"its deployment tag is {asset.tags.get('deployment')!r}, not {dep.id!r}"
+            if not asset.flow or asset.tags.get(FLOW_TAG) != asset.flow:
+                return f"it has no {FLOW_TAG} tag"
+            try:
+                expected = self.names.dev_job(dep, asset.flow)
+            except InvalidInput:
+                return f"its {FLOW_TAG} tag {asset.flow!r} is not a flow path"
+            if asset.name != expected:
+                return f"its name is not the dev job name {expected} of its deployment"
+            return None
+        if asset.name in self.names.prod_schemas:
+            return "its name is a prod schema name"
+        if self.names.schema_deployments(asset.name) != {dep}:
+            return f"its name is not a dev schema name of deployment {dep.id}"
+        return None
+
+
+def _job_asset(job: DeployedJob, names: Names) -> Asset | Finding | None:
+    """A dev job as an asset; a job that only looks like one is kept, with the reason."""
+    dep = Deployment.parse(job.tags.get("deployment", ""))
+    if dep is None or job.flow is None:
+        return None  # prod, or not a dev deployment of meshops
+    asset = Asset("job", job.name, dep, job.created_ms, job.job_id, job.flow, dict(job.tags))
+    try:
+        expected = names.dev_job(dep, job.flow)
+    except InvalidInput:
+        return Finding(asset, f"{FLOW_TAG} tag is not a flow path; left alone")
+    if expected != job.name:
+        return Finding(asset, f"name differs from {expected}; left alone")
+    return asset
+
+
+def _schema_asset(
+    schema: SchemaInfo, names: Names, known: set[Deployment]
+) -> Asset | Finding | None:
+    full = schema.full_name
+    if full in names.prod_schemas:
+        return None
+    readings = names.schema_deployments(full)
+    if not readings:
+        return None
+    chosen = readings if len(readings) == 1 else readings & known
+    if len(chosen) != 1:
+        dep = sorted(readings, key=lambda d: d.id)[0]
+        asset = Asset("schema", full, dep, schema.created_ms)
+        ids = ", ".join(sorted(d.id for d in readings))
+        return Finding(asset, f"name reads as more than one deployment ({ids}); left alone")
+    return Asset("schema", full, next(iter(chosen)), schema.created_ms)
+
+
+def survey(
+    ctx: Context,
+    mesh: Mesh,
+    target: Target,
+    *,
+    branches: set[str],
+    where: str = "origin",
+    now: float | None = None,
+    stale_days: int = 14,
+) -> tuple[Survey, Names]:
+    """Find every dev deployment on `target` and decide, per deployment, whether it is stale."""
+    now = time.time() if now is None else now
+    jobs = [j for j in target.list_jobs() if j.managed]
+    names = Names(ctx.repo_root, [f.rel for f in mesh.flows] + [str(j.flow) for j in jobs])
+    result = Survey()
+    assets: list[Asset] = []
+    for job in jobs:
+        found = _job_asset(job, names)
+        if isinstance(found, Finding):
+            result.kept.append(found)
+        elif found is not None:
+            assets.append(found)
+    known = {a.deployment for a in assets}
+    for catalog in names.catalogs:
+        for schema in target.list_schemas(catalog):
+            found = _schema_asset(schema, names, known)
+            if isinstance(found, Finding):
+                result.kept.append(found)
+            elif found is not None:
+                assets.append(found)
+    by_dep: dict[Deployment, list[Asset]] = {}
+    for asset in assets:
+        by_dep.setdefault(asset.deployment, []).append(asset)
+    born = {dep: _deployed_at(items) for dep, items in by_dep.items()}
+    for dep, items in sorted(by_dep.items(), key=lambda i: (born[i[0]], i[0].id)):
+        stale, reason = _verdict(dep, born, branches, where, now, stale_days)
+        for asset in sorted(items, key=lambda a: (a.kind != "job", a.name)):
+            (result.stale if stale else result.kept).append(Finding(asset, reason))
+    return result, names
+
+
+def _deployed_at(items: Sequence[Asset]) -> float:
+    """When a deployment was made: its first job, else its first schema."""
+    jobs = [a.created_ms for a in items if a.kind == "job"]
+    return min(jobs or [a.created_ms for a in items]) / 1000
+
+
+def _verdict(
+    dep: Deployment,
+    born: Mapping[Deployment, float],
+    branches: set[str],
+    where: str,
+    now: float,
+    stale_days: int,
+) -> tuple[bool, str]:
+    if dep.branch not in branches:
+        return True, f"branch {dep.branch} is gone from {where}"
+    newer = [
+        (t, d)
+        for d, t in born.items()
+        if d.user == dep.user and d.branch == dep.branch and t > born[dep]
+    ]
+    if not newer:
+        return False, f"latest deployment of branch {dep.branch}"
+    since, successor = min(newer, key=lambda item: (item[0], item[1].id))
+    days = (now - since) / DAY
+    if days > stale_days:
+        return True, f"superseded by {successor.commit} {days:.0f} days ago"
+    return False, f"superseded by {successor.commit} {days:.0f} of {stale_days} days ago"
+
+
+def clean(found: Survey, target: Target, guard: ProdGuard) -> Survey:
+    """Delete the stale assets, jobs first; every one is checked by the guard before any goes."""
+    stale = sorted(found.stale, key=lambda f: (f.asset.kind != "job", f.asset.name))
+    for finding in stale:
+        guard.check(finding.asset)
+    failures: list[str] = []
+    for finding in stale:
+        asset = finding.asset
+        guard.check(asset)
+        try:
+            if asset.kind == "job":
+                assert asset.job_id is not None
+                target.delete_job(asset.job_id)
+            else:
+                target.drop_schema(asset.name)
+        except Exception as exc:
+            failures.append(f"{asset.kind} {asset.name} ({one_line(exc)})")
+            continue
+        found.deleted.append(finding)
+    if failures:
+        raise MeshopsError(
+            redact(
+                f"{len(failures)} of {len(stale)} deletions failed: {'; '.join(failures[:3])}; "
+                "run cleanup again"
+            )
+        )
+    return found

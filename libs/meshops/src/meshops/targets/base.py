@@ -1,0 +1,132 @@
+"""What every deployment target offers: the few job, file and schema operations apply and the
+janitor need, with the same payloads everywhere (the Jobs API 2.2 job settings)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from meshops.plan import FLOW_TAG, HASH_TAG
+
+TargetKind = Literal["local", "databricks"]
+TARGET_KINDS: tuple[str, ...] = ("local", "databricks", "auto")
+
+# environment variables whose values must never reach output, logs or exceptions
+SECRET_VARIABLES = (
+    "DATABRICKS_TOKEN",
+    "DATABRICKS_CLIENT_SECRET",
+    "DATABRICKS_PASSWORD",
+    "ARM_CLIENT_SECRET",
+    "DATABRICKS_AZURE_CLIENT_SECRET",
+)
+_BEARER = re.compile(r"(?i)(bearer\s+|dapi)[A-Za-z0-9._\-]{8,}")
+
+
+@dataclass(frozen=True)
+class DeployedJob:
+    """A job as a target lists it: settings may lack tasks (the list API omits them)."""
+
+    job_id: int
+    name: str
+    tags: Mapping[str, str]
+    created_ms: int
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def managed(self) -> bool:
+        """Only jobs carrying the flow tag are ever written or deleted by meshops."""
+        return FLOW_TAG in self.tags
+
+    @property
+    def content_hash(self) -> str | None:
+        return self.tags.get(HASH_TAG)
+
+    @property
+    def flow(self) -> str | None:
+        return self.tags.get(FLOW_TAG)
+
+
+@dataclass(frozen=True)
+class SchemaInfo:
+    """A Unity Catalog schema (locally: a schema of the local metastore)."""
+
+    catalog: str
+    name: str
+    created_ms: int
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.catalog}.{self.name}"
+
+
+class Target(Protocol):
+    """One place plans are applied to. Every method is one logical API operation."""
+
+    @property
+    def kind(self) -> TargetKind:
+        """`local` or `databricks`."""
+        ...
+
+    def describe(self) -> str:
+        """Where this target writes, for the user (never a credential)."""
+        ...
+
+    def list_jobs(self) -> list[DeployedJob]:
+        """Every job, in one paged pass (managed or not: callers filter)."""
+        ...
+
+    def jobs_named(self, name: str) -> list[DeployedJob]:
+        """Jobs with exactly this name (after a failed create: did it land anyway?)."""
+        ...
+
+    def create_job(self, settings: Mapping[str, Any], acl: Sequence[Mapping[str, str]]) -> int:
+        """Create a job with its permissions; returns the new job id."""
+        ...
+
+    def reset_job(self, job_id: int, settings: Mapping[str, Any]) -> None:
+        """Replace every setting of a job."""
+        ...
+
+    def set_permissions(self, job_id: int, acl: Sequence[Mapping[str, str]]) -> None:
+        """Replace the direct permissions of a job (its owner stays)."""
+        ...
+
+    def delete_job(self, job_id: int) -> None: ...
+
+    def upload(self, path: str, data: bytes) -> None:
+        """Write a file at a `/Volumes/...` or `/Workspace/...` path, replacing it."""
+        ...
+
+    def list_schemas(self, catalog: str) -> list[SchemaInfo]:
+        """Schemas of a catalog; none when the catalog does not exist."""
+        ...
+
+    def drop_schema(self, full_name: str) -> None:
+        """Drop a schema with everything in it."""
+        ...
+
+    def cluster_ids(self) -> dict[str, str]:
+        """Cluster name -> id of the clusters tasks may name (`existing_cluster_name`)."""
+        ...
+
+
+def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """Text safe to print: secret variables' values and bearer tokens replaced by `***`."""
+    environ = os.environ if environ is None else environ
+    for name in SECRET_VARIABLES:
+        value = environ.get(name)
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return _BEARER.sub(lambda m: m.group(1) + "***", text)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short, credential-free line (for reports and exit messages)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = text.split(" Config: ", 1)[0]  # the SDK's debug suffix: settings, not the cause
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return redact(text)

@@ -1,0 +1,321 @@
+"""The local target: the embedded default when no workspace is configured.
+
+Jobs live in a SQLite registry under the state dir, holding exactly the payloads
+Databricks would get; files under `/Volumes/...` land in the state dir's volumes
+folder, which local Spark reads as `/Volumes`; schemas are those of the local
+metastore. `run_job` runs a deployed job with the local runner on the code at
+the job's pinned commit or tag (a git worktree of that ref), so a dev job run
+here writes the same tables, under the same names, as it would in the workspace.
+
+Project libs are not installed from the worktree: a run imports them from the
+environment (the main checkout's editable installs), as `meshops run` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from meshops.context import Context, git
+from meshops.errors import InvalidInput, MeshopsError
+from meshops.plan import FLOW_TAG
+from meshops.state import StatePaths
+from meshops.targets.base import DeployedJob, SchemaInfo
+
+if TYPE_CHECKING:
+    from meshops.engine.flowrun import RunResult
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    settings TEXT NOT NULL,
+    permissions TEXT NOT NULL,
+    deployed_by TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+)
+"""
+SCHEMA_SEPARATOR = "__"  # schema s of catalog c is metastore database c__s (engine/java)
+
+
+@dataclass(frozen=True)
+class RegisteredJob:
+    """One row of the registry: the job settings as deployed, who deployed them and when."""
+
+    job_id: int
+    name: str
+    settings: dict[str, Any]
+    permissions: list[dict[str, str]]
+    deployed_by: str
+    created: float
+    updated: float
+
+    def as_deployed(self) -> DeployedJob:
+        return DeployedJob(
+            job_id=self.job_id,
+            name=self.name,
+            tags=dict(self.settings.get("tags") or {}),
+            created_ms=int(self.created * 1000),
+            settings=self.settings,
+        )
+
+    def parameters(self) -> dict[str, str]:
+        return {str(p["name"]): str(p.get("default", "")) for p in self.settings["parameters"]}
+
+
+class JobRegistry:
+    """SQLite file of deployed jobs; one short transaction per call (safe across processes)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db, db:
+            db.execute(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    _SELECT = "SELECT job_id, name, settings, permissions, deployed_by, created, updated FROM jobs"
+
+    def _rows(self, query: str, args: tuple[Any, ...] = ()) -> list[RegisteredJob]:
+        with closing(self._connect()) as db:
+            rows = db.execute(query, args).fetchall()
+        return [
+            RegisteredJob(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], r[5], r[6])
+            for r in rows
+        ]
+
+    def all(self) -> list[RegisteredJob]:
+        return self._rows(self._SELECT + " ORDER BY job_id")
+
+    def named(self, name: str) -> list[RegisteredJob]:
+        return self._rows(self._SELECT + " WHERE name = ? ORDER BY job_id", (name,))
+
+    def get(self, job_id: int) -> RegisteredJob | None:
+        rows = self._rows(self._SELECT + " WHERE job_id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    def create(
+        self, settings: Mapping[str, Any], acl: Sequence[Mapping[str, str]], deployed_by: str
+    ) -> int:
+        now = time.time()
+        try:
+            with closing(self._connect()) as db, db:
+                cursor = db.execute(
+                    "INSERT INTO jobs (name, settings, permissions, deployed_by, created, updated) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        settings["name"],
+                        json.dumps(settings),
+                        json.dumps(list(acl)),
+                        deployed_by,
+                        now,
+                        now,
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise MeshopsError(f"a job named {settings['name']} already exists") from None
+        return int(cursor.lastrowid or 0)
+
+    def _write(self, query: str, args: tuple[Any, ...], job_id: int) -> None:
+        with closing(self._connect()) as db, db:
+            cursor = db.execute(query, args)
+        if cursor.rowcount != 1:
+            raise MeshopsError(f"job {job_id} does not exist in the local registry")
+
+    def reset(self, job_id: int, settings: Mapping[str, Any], deployed_by: str) -> None:
+        self._write(
+            "UPDATE jobs SET settings = ?, deployed_by = ?, updated = ? WHERE job_id = ?",
+            (json.dumps(settings), deployed_by, time.time(), job_id),
+            job_id,
+        )
+
+    def set_permissions(self, job_id: int, acl: Sequence[Mapping[str, str]]) -> None:
+        self._write(
+            "UPDATE jobs SET permissions = ?, updated = ? WHERE job_id = ?",
+            (json.dumps(list(acl)), time.time(), job_id),
+            job_id,
+        )
+
+    def delete(self, job_id: int) -> None:
+        self._write("DELETE FROM jobs WHERE job_id = ?", (job_id,), job_id)
+
+
+class LocalTarget:
+    """Registry, volumes and metastore under one state dir."""
+
+    kind: Literal["local"] = "local"
+
+    def __init__(self, state: StatePaths, user: str) -> None:
+        self.state = state
+        self.user = user
+        self.registry = JobRegistry(state.jobs_db)
+
+    def describe(self) -> str:
+        return f"local registry {self.state.jobs_db}"
+
+    def list_jobs(self) -> list[DeployedJob]:
+        return [j.as_deployed() for j in self.registry.all()]
+
+    def jobs_named(self, name: str) -> list[DeployedJob]:
+        return [j.as_deployed() for j in self.registry.named(name)]
+
+    def create_job(self, settings: Mapping[str, Any], acl: Sequence[Mapping[str, str]]) -> int:
+        return self.registry.create(settings, acl, self.user)
+
+    def reset_job(self, job_id: int, settings: Mapping[str, Any]) -> None:
+        self.registry.reset(job_id, settings, self.user)
+
+    def set_permissions(self, job_id: int, acl: Sequence[Mapping[str, str]]) -> None:
+        self.registry.set_permissions(job_id, acl)
+
+    def delete_job(self, job_id: int) -> None:
+        self.registry.delete(job_id)
+
+    def local_path(self, path: str) -> Path:
+        """Where a workspace path lives on this machine (`/Volumes` as local Spark maps it)."""
+        for prefix, folder in (
+            ("/Volumes/", self.state.volumes),
+            ("/Workspace/", self.state.root / "workspace"),
+        ):
+            if path.startswith(prefix):
+                rel = Path(path.removeprefix(prefix))
+                if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+                    break
+                return folder / rel
+        raise MeshopsError(f"cannot store {path}: expected /Volumes/... or /Workspace/...")
+
+    def upload(self, path: str, data: bytes) -> None:
+        target = self.local_path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        partial.write_bytes(data)
+        partial.replace(target)
+
+    def list_schemas(self, catalog: str) -> list[SchemaInfo]:
+        """Schemas from the warehouse folders: no Spark start just to look."""
+        found = []
+        prefix = catalog + SCHEMA_SEPARATOR
+        if self.state.warehouse.is_dir():
+            for entry in sorted(self.state.warehouse.iterdir()):
+                if entry.is_dir() and entry.name.startswith(prefix) and entry.name.endswith(".db"):
+                    name = entry.name[len(prefix) : -len(".db")]
+                    found.append(SchemaInfo(catalog, name, int(entry.stat().st_mtime * 1000)))
+        return found
+
+    def drop_schema(self, full_name: str) -> None:
+        from meshops.engine import session
+
+        catalog, _, schema = full_name.partition(".")
+        spark = session.get_spark(session.SessionOptions(state=self.state, catalogs=(catalog,)))
+        spark.sql(f"DROP SCHEMA IF EXISTS {catalog}.{schema} CASCADE")
+        leftover = self.state.warehouse / f"{catalog}{SCHEMA_SEPARATOR}{schema}.db"
+        if leftover.exists():  # a folder the metastore no longer knows
+            shutil.rmtree(leftover)
+
+    def cluster_ids(self) -> dict[str, str]:
+        return {}
+
+
+# ---------------------------------------------------------------- running a deployed job
+
+
+def worktree(repo_root: Path, state: StatePaths, ref: str) -> Path:
+    """A checkout of `ref` (commit or tag) under the state dir, reused when already there."""
+    commit = git(repo_root, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
+    if not commit:
+        raise MeshopsError(
+            f"{ref} is not in the repository {repo_root}: git fetch it, then run the job again"
+        )
+    path = state.worktrees / commit
+    if (path / ".git").exists() and git(path, "rev-parse", "HEAD", check=False) == commit:
+        return path
+    if path.exists():
+        shutil.rmtree(path)
+    state.worktrees.mkdir(parents=True, exist_ok=True)
+    git(repo_root, "worktree", "prune")
+    git(repo_root, "worktree", "add", "--detach", "--force", str(path), commit)
+    return path
+
+
+def job_context(job: RegisteredJob, root: Path) -> Context:
+    """The Context a run of `job` has: the job parameters, as brickops reads them as widgets."""
+    params = job.parameters()
+    missing = [k for k in ("pipeline_env", "git_branch", "git_commit") if not params.get(k)]
+    if missing:
+        raise MeshopsError(f"job {job.name} lacks parameter(s) {', '.join(missing)}: deploy again")
+    env = params["pipeline_env"]
+    if env not in ("local", "dev", "prod"):
+        raise MeshopsError(f"job {job.name} has pipeline_env {env!r}: deploy again")
+    return Context(
+        repo_root=root,
+        env=env,  # type: ignore[arg-type]  # checked just above
+        user=job.deployed_by,
+        branch=params["git_branch"],
+        commit=params["git_commit"],
+        tag=job.settings.get("git_source", {}).get("git_tag"),
+        git_url=params.get("git_url", ""),
+        origin="job",
+    )
+
+
+@contextmanager
+def _state_dir(state: StatePaths) -> Iterator[None]:
+    """Runs from a worktree keep the main checkout's state (metastore, runs, mlflow)."""
+    saved = os.environ.get("MESHOPS_STATE_DIR")
+    os.environ["MESHOPS_STATE_DIR"] = str(state.root)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MESHOPS_STATE_DIR", None)
+        else:
+            os.environ["MESHOPS_STATE_DIR"] = saved
+
+
+def run_job(
+    repo_root: Path,
+    state: StatePaths,
+    name: str,
+    overrides: Mapping[str, str] | None = None,
+    *,
+    progress: bool = True,
+) -> RunResult:
+    """Run the deployed job `name` on the code it is pinned to; the run is recorded."""
+    from meshops import discover, naming, plan
+    from meshops.engine import flowrun
+
+    found = JobRegistry(state.jobs_db).named(name)
+    if not found:
+        raise InvalidInput(f"no deployed job named {name}: `meshops jobs` lists them")
+    job = found[0]
+    source = job.settings.get("git_source") or {}
+    ref = source.get("git_tag") or source.get("git_commit")
+    flow_rel = job.settings.get("tags", {}).get(FLOW_TAG)
+    if not ref or not flow_rel:
+        raise MeshopsError(f"job {name} has no git_source ref or {FLOW_TAG} tag: deploy it again")
+    root = worktree(repo_root, state, str(ref))
+    ctx = job_context(job, root)
+    with _state_dir(state):
+        mesh = discover.scan(root)
+        flow = mesh.find(flow_rel)
+        spec = plan.load(mesh, [flow]).specs[flow.rel]
+        names = naming.for_notebook(ctx, spec.notebook_path(spec.deployment.tasks[0]))
+        if names.job != name:
+            raise MeshopsError(
+                f"job {name} would run as {names.job} at {ref}: the names differ; deploy again"
+            )
+        meshops_params = set(naming.widgets(ctx))
+        params = {k: v for k, v in job.parameters().items() if k not in meshops_params}
+        params.update(overrides or {})
+        options = flowrun.RunOptions(parameters=params, job_name=name, progress=progress)
+        return flowrun.run_flow(ctx, mesh, flow, options)
