@@ -6,11 +6,7 @@ root pyproject.toml (read by meshops.workspace, so there is no second list).
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import re
-import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +16,12 @@ import nox
 
 ROOT = Path(__file__).parent
 PYTHON = "3.11"
+# meshops' workspace and context modules need only the standard library: nox uses them
+# from source, before anything is installed, so there is one list of libs and one
+# definition of a release
+sys.path.insert(0, str(ROOT / "libs" / "meshops" / "src"))
+from meshops import context, workspace  # noqa: E402
+from meshops.errors import MeshopsError  # noqa: E402
 
 # uv is much faster at installing pyspark and mlflow; virtualenv when it is absent
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -27,25 +29,14 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 
 
-def _workspace():  # type: ignore[no-untyped-def]
-    """meshops.workspace, loaded from its file: nothing is installed yet when nox starts."""
-    path = ROOT / "libs/meshops/src/meshops/workspace.py"
-    spec = importlib.util.spec_from_file_location("meshops_workspace", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def install_workspace(session: nox.Session, *, dev: bool = True) -> None:
     """Every workspace lib, editable, plus the dev dependency group."""
-    ws = _workspace()
     args: list[str] = []
-    for member in ws.member_dirs(ROOT):
+    for member in workspace.member_dirs(ROOT):
         args += ["-e", str(member.relative_to(ROOT))]
     if dev:
-        for group in ws.dependency_groups(ROOT):
-            args += ws.group_requirements(ROOT, group)
+        for group in workspace.dependency_groups(ROOT):
+            args += workspace.group_requirements(ROOT, group)
     # bytecode at install time: pyspark and mlflow imports are ~15 s faster per process
     session.install(*args, env={"UV_COMPILE_BYTECODE": "1"})
 
@@ -59,13 +50,13 @@ def spark_env(session: nox.Session) -> dict[str, str]:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Run every pre-commit hook on all files (ruff, mypy, yaml, secrets, workflows, specs)."""
-    session.install("pre-commit>=4")
+    install_workspace(session)  # mypy and `meshops validate` hooks run from the workspace
     session.run("pre-commit", "run", "--all-files", "--show-diff-on-failure", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the tests of every lib, flow and tool (pytest; local Spark, MLflow, git, workspace double)."""
+    """Run the tests of every lib, flow and tool (local Spark, MLflow, git, workspace double)."""
     install_workspace(session)
     workers = os.environ.get("MESHOPS_TEST_WORKERS", "2")
     session.run(
@@ -112,9 +103,7 @@ def demo(session: nox.Session) -> None:
     session.run("python", "tools/taxigen.py", "--rows", rows, env=env)
     session.run("meshops", "run", *DEMO_FLOWS, env=env)
     # a second training run registers v2 as challenger; validation decides on the metric
-    session.run(
-        "meshops", "run", f"{TAXI}/ml/taximodel", "--param", "learning_rate=0.2", env=env
-    )
+    session.run("meshops", "run", f"{TAXI}/ml/taximodel", "--param", "learning_rate=0.2", env=env)
     session.run("meshops", "serve", f"{TAXI}/ml/taximodel", "--check", env=env)
     session.run("meshops", "tables", env=env)
 
@@ -138,8 +127,6 @@ def bench(session: nox.Session) -> None:
 # Targets: `--target databricks` in CI (unified auth from DATABRICKS_* variables);
 # locally the default `auto` picks the local registry when no workspace is configured.
 
-RELEASE_TAG = re.compile(r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")  # = meshops.context
-
 
 def _refuse(message: str) -> NoReturn:
     """One line and exit 2, as `meshops` itself refuses (a failed nox session exits 1)."""
@@ -160,34 +147,26 @@ def _env_args(args: Sequence[str]) -> list[str]:
     return found
 
 
-def _git(*args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else ""
-
-
 def _release_refusal() -> str | None:
     """Why HEAD cannot be deployed to prod, checked before anything is installed.
 
-    `meshops deploy --env prod` checks the same again; this only makes the refusal instant.
+    The same Context rules `meshops deploy --env prod` applies again after the install.
     """
-    tags = [t for t in _git("tag", "--points-at", "HEAD").split() if RELEASE_TAG.match(t)]
-    if not tags:
-        head = _git("rev-parse", "--short=8", "HEAD") or "HEAD"
+    try:
+        ctx = context.detect(ROOT, env="prod")
+    except MeshopsError as exc:
+        return str(exc)
+    if not ctx.is_release:
         return (
-            f"prod deploys only from a release tag vX.Y.Z at HEAD, and {head} has none: "
-            "tag the release (git tag vX.Y.Z) and deploy from that tag"
+            f"prod deploys only from a release tag vX.Y.Z at HEAD, and {ctx.short_commit} has "
+            "none: tag the release (git tag vX.Y.Z) and deploy from that tag"
         )
-    if _git("status", "--porcelain"):
+    if not context.worktree_is_clean(ROOT):
         return (
             "the worktree has uncommitted changes: prod deploys only the committed code of a "
             "release tag; commit or stash them"
         )
     return None
-
-
-def _install_deploy(session: nox.Session) -> None:
-    install_workspace(session, dev=False)
-    session.install("hatchling")  # builds the wheels of the libs the flows use
 
 
 @nox.session(name="deploy-dev", python=PYTHON)
@@ -198,7 +177,7 @@ def deploy_dev(session: nox.Session) -> None:
             "deploy-dev deploys to dev only: prod is deployed by `nox -s deploy-prod` from a "
             "release tag"
         )
-    _install_deploy(session)
+    install_workspace(session, dev=False)
     session.run("meshops", "deploy", "--env", "dev", *session.posargs)
 
 
@@ -213,7 +192,7 @@ def deploy_prod(session: nox.Session) -> None:
     refusal = _release_refusal()
     if refusal:
         _refuse(refusal)
-    _install_deploy(session)
+    install_workspace(session, dev=False)
     session.run("meshops", "deploy", "--env", "prod", *session.posargs)
 
 

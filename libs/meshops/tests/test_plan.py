@@ -129,7 +129,7 @@ def test_prod_on_a_release_tag(repo: Path) -> None:
         ]
     }
     assert s["tasks"][0]["libraries"][1]["whl"].startswith(
-        "/Volumes/acme_platform/artifacts/wheels/prod/"
+        "/Volumes/acme_platform/artifacts/wheels/prod/v1.4.0/"
     )
 
 

@@ -217,8 +217,14 @@ def _git_source(ctx: Context, cfg: config.PlatformConfig) -> dict[str, str]:
 
 
 def _libraries(ctx: Context, cfg: config.PlatformConfig, flow: Flow) -> list[dict[str, Any]]:
-    """brickops (names inside notebooks) and a wheel per lib the flow uses."""
+    """brickops (names inside notebooks) and a wheel per lib the flow uses.
+
+    Wheels live in a folder per deployment; prod gets one per release, so a release never
+    overwrites the wheels older prod jobs still run.
+    """
     folder = f"{cfg.settings.artifacts_path}/{ctx.deployment}"
+    if ctx.env == "prod" and ctx.is_release:
+        folder += f"/{ctx.tag}"
     libs: list[dict[str, Any]] = [{"pypi": {"package": f"{BRICKOPS}=={_pinned(BRICKOPS)}"}}]
     libs.extend({"whl": f"{folder}/{lib.wheel}"} for lib in flow.libs)
     return libs

@@ -34,21 +34,10 @@ ARTIFACTS = "/Volumes/acme_platform/artifacts/wheels"
 COMMIT = "1a2b3c4d" * 5
 
 
-def py3_only(root: Path) -> None:
-    """Synthetic libs declare no requires-python; jobs expect py3-only wheels."""
-    for pyproject in root.rglob("pyproject.toml"):
-        text = pyproject.read_text()
-        if pyproject.parent != root and "requires-python" not in text:
-            pyproject.write_text(
-                text.replace("[project]\n", '[project]\nrequires-python = ">=3.11"\n')
-            )
-
-
 @pytest.fixture(scope="module")
 def mesh50(tmp_path_factory: pytest.TempPathFactory, meshops_repo_root: Path) -> Path:
     root = tmp_path_factory.mktemp("mesh50")
     synthetic(root, meshops_repo_root, 50, tasks_per_flow=1)
-    py3_only(root)
     return root
 
 
@@ -202,7 +191,7 @@ def test_prod_payload_runs_as_service_principal_pinned_to_tag(
         job["run_as_user_name"] == config.load(mesh50).settings.prod_run_as.service_principal_name
     )
     assert settings["email_notifications"]["on_failure"][0] == "domain00@acme.example"
-    assert set(ws.files()) == {f"{ARTIFACTS}/prod/{lib.wheel}" for lib in p.flow.libs}
+    assert set(ws.files()) == {f"{ARTIFACTS}/prod/v1.0.0/{lib.wheel}" for lib in p.flow.libs}
 
 
 def test_429_is_retried_by_the_sdk_and_the_job_is_created_once(

@@ -30,11 +30,7 @@ Cli = Callable[..., tuple[int, str, str]]
 def repo(mesh_repo: Path) -> Path:
     write_flow(mesh_repo, FlowDef(name="revenue", tasks={"aggregate": ()}))
     write_flow(mesh_repo, FlowDef(name="ingest", tasks={"load": ()}))
-    folder = write_lib(mesh_repo, LIB, "taxilib")
-    text = (folder / "pyproject.toml").read_text()
-    (folder / "pyproject.toml").write_text(
-        text.replace("[project]\n", '[project]\nrequires-python = ">=3.11"\n')
-    )
+    write_lib(mesh_repo, LIB, "taxilib")
     commit_all(mesh_repo, "two flows and a lib")
     return mesh_repo
 

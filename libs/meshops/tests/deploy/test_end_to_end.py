@@ -58,11 +58,7 @@ def make_clone(tmp_path: Path, source_root: Path) -> Path:
     platform_files(source_root, origin)
     folder = write_flow(origin, FlowDef(name="revenue", tasks={"aggregate": ()}))
     (folder / "aggregate.py").write_text(NOTEBOOK.replace("ROWS", "3"))
-    lib = write_lib(origin, f"{TAXI}/libs/taxilib", "taxilib")
-    pyproject = lib / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text().replace("[project]\n", '[project]\nrequires-python = ">=3.11"\n')
-    )
+    write_lib(origin, f"{TAXI}/libs/taxilib", "taxilib")
     init_repo(origin)
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(origin), str(clone))
@@ -191,7 +187,7 @@ def test_workspace_double_life_cycle_makes_exactly_the_expected_requests(
     assert run("deploy", "--env", "prod", "--target", "databricks") == [
         ("GET", "/.well-known/databricks-config"),
         ("GET", "/api/2.2/jobs/list"),
-        ("PUT", f"{wheels}/prod/taxilib-0.1.0-py3-none-any.whl"),
+        ("PUT", f"{wheels}/prod/v1.0.0/taxilib-0.1.0-py3-none-any.whl"),
         ("POST", "/api/2.2/jobs/create"),
     ]
     (create,) = ws.request_log.filter("POST", "/api/2.2/jobs/create")

@@ -94,6 +94,7 @@ def write_lib(root: Path, rel: str, name: str, requires: Iterable[str] = ()) -> 
         "[project]\n"
         f'name = "{name}"\n'
         'version = "0.1.0"\n'
+        'requires-python = ">=3.11"\n'
         f"dependencies = [{deps}]\n",
         encoding="utf-8",
     )
