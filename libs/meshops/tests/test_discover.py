@@ -19,10 +19,13 @@ def repo(mesh_repo: Path) -> Path:
     write_lib(mesh_repo, "libs/unused", "unused")
     write_lib(mesh_repo, f"{TAXI}/libs/taxinyc", "taxinyc", ["dfcompare", "pandas>=2"])
     write_lib(mesh_repo, f"{FIN}/libs/reporting", "reporting")
-    write_flow(mesh_repo, FlowDef(name="revenue"))
+    write_flow(mesh_repo, FlowDef(name="revenue", imports=("taxinyc", "pyspark")))
     write_flow(mesh_repo, FlowDef(name="ingest"))
-    write_flow(mesh_repo, FlowDef(kind="ml", name="taximodel"))
-    write_flow(mesh_repo, FlowDef(domain="finance", project="reporting", name="share"))
+    write_flow(mesh_repo, FlowDef(kind="ml", name="taximodel", imports=("dfcompare",)))
+    write_flow(
+        mesh_repo,
+        FlowDef(domain="finance", project="reporting", name="share", imports=("reporting",)),
+    )
     commit_all(mesh_repo, "mesh")
     return mesh_repo
 
@@ -43,8 +46,15 @@ def test_scan_finds_flows_and_the_libs_they_use(repo: Path) -> None:
         "prep",
         "revenue",
     )
+    # attached to the job: what its notebooks import, dependencies first
     assert [lib.name for lib in revenue.libs] == ["dfcompare", "taxinyc"]
     assert revenue.libs[1].wheel == "taxinyc-0.1.0-py3-none-any.whl"
+    assert revenue.libs[1].packages == ("taxinyc",)
+    ingest = mesh.find(f"{TAXI}/flows/prep/ingest")
+    assert ingest.libs == ()
+    assert [lib.name for lib in ingest.project_libs] == ["dfcompare", "taxinyc"]
+    model = mesh.find(f"{TAXI}/flows/ml/taximodel")
+    assert [lib.name for lib in model.libs] == ["dfcompare"]
     share = mesh.find(repo / FIN / "flows/prep/share/share.py")
     assert [lib.name for lib in share.libs] == ["reporting"]
     assert sorted(lib.name for lib in mesh.libs) == ["dfcompare", "reporting", "taxinyc", "unused"]

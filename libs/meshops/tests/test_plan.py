@@ -18,7 +18,10 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 def repo(mesh_repo: Path) -> Path:
     write_lib(mesh_repo, "libs/dfcompare", "dfcompare")
     write_lib(mesh_repo, f"{TAXI}/libs/taxinyc", "taxinyc", ["dfcompare"])
-    folder = write_flow(mesh_repo, FlowDef(name="revenue", tasks={"a": (), "b": ("a",), "c": ()}))
+    folder = write_flow(
+        mesh_repo,
+        FlowDef(name="revenue", tasks={"a": (), "b": ("a",), "c": ()}, imports=("taxinyc",)),
+    )
     (folder / "deployment.yml").write_text(
         """description: Revenue per borough
 schedule: {quartz_cron_expression: "0 0 6 * * ?", timezone_id: Europe/Oslo}

@@ -14,6 +14,7 @@ from packaging.utils import canonicalize_name
 from meshops import workspace
 from meshops.context import git
 from meshops.errors import InvalidInput, Problem
+from meshops.source import imported_packages
 from meshops.spec import DEPLOYMENT_FILE, DOMAIN_FILE
 
 FLOW_KINDS = ("prep", "ml")
@@ -33,6 +34,7 @@ class Lib:
     version: str
     requires: tuple[str, ...]
     project: str | None = None  # "org/domain/project" for project libs
+    packages: tuple[str, ...] = ()  # import names it provides
 
     @property
     def wheel(self) -> str:
@@ -49,6 +51,9 @@ class Flow:
     name: str
     rel: str
     libs: tuple[Lib, ...] = ()
+    """Workspace libs the flow's notebooks import, with their dependencies (attached to jobs)."""
+    project_libs: tuple[Lib, ...] = ()
+    """Its project's libs and their dependencies (a change to any affects the flow)."""
 
     @property
     def project_key(self) -> str:
@@ -106,7 +111,15 @@ def scan(root: Path) -> Mesh:
             flows.append(flow)
     problems.extend(_folder_problems(root, {f.rel for f in flows}))
     by_project = _libs_by_project(libs)
-    flows = [replace(f, libs=_closure(by_project.get(f.project_key, []), libs)) for f in flows]
+    by_package = {pkg: lib for lib in libs for pkg in lib.packages}
+    flows = [
+        replace(
+            f,
+            libs=_closure(_imported(root / f.rel, by_package), libs),
+            project_libs=_closure(by_project.get(f.project_key, []), libs),
+        )
+        for f in flows
+    ]
     return Mesh(root=root, flows=tuple(flows), libs=tuple(libs), problems=tuple(problems))
 
 
@@ -169,6 +182,8 @@ def _libs(root: Path) -> list[Lib]:
                 continue
         parts = rel.split("/")
         project = "/".join(parts[i] for i in (1, 3, 5)) if parts[0] == "orgs" else None
+        code = folder / "src" if (folder / "src").is_dir() else folder
+        packages = sorted(p.name for p in code.iterdir() if (p / "__init__.py").is_file())
         out.append(
             Lib(
                 name=canonicalize_name(meta["name"]),
@@ -176,9 +191,22 @@ def _libs(root: Path) -> list[Lib]:
                 version=str(meta.get("version", "0")),
                 requires=tuple(requires),
                 project=project,
+                packages=tuple(packages),
             )
         )
     return out
+
+
+def _imported(folder: Path, by_package: dict[str, Lib]) -> list[Lib]:
+    """Workspace libs whose packages the flow's notebooks (not its tests) import."""
+    used: dict[str, Lib] = {}
+    for path in folder.rglob("*.py"):
+        if SKIP_DIRS & set(path.relative_to(folder).parts):
+            continue
+        for package in imported_packages(path):
+            if package in by_package:
+                used[by_package[package].name] = by_package[package]
+    return list(used.values())
 
 
 def _libs_by_project(libs: Iterable[Lib]) -> dict[str, list[Lib]]:
@@ -238,7 +266,7 @@ def affected_by(mesh: Mesh, files: Iterable[str]) -> list[Flow]:
     for flow in mesh.flows:
         if (
             touched(flow.rel)
-            or any(touched(lib.rel) for lib in flow.libs)
+            or any(touched(lib.rel) for lib in {*flow.libs, *flow.project_libs})
             or f"{flow.domain_rel}/{DOMAIN_FILE}" in files
         ):
             hits.append(flow)

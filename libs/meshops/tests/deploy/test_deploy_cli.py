@@ -28,8 +28,8 @@ Cli = Callable[..., tuple[int, str, str]]
 
 @pytest.fixture
 def repo(mesh_repo: Path) -> Path:
-    write_flow(mesh_repo, FlowDef(name="revenue", tasks={"aggregate": ()}))
-    write_flow(mesh_repo, FlowDef(name="ingest", tasks={"load": ()}))
+    write_flow(mesh_repo, FlowDef(name="revenue", tasks={"aggregate": ()}, imports=("taxilib",)))
+    write_flow(mesh_repo, FlowDef(name="ingest", tasks={"load": ()}, imports=("taxilib",)))
     write_lib(mesh_repo, LIB, "taxilib")
     commit_all(mesh_repo, "two flows and a lib")
     return mesh_repo
@@ -45,7 +45,7 @@ def head(repo: Path) -> str:
 
 def feature_branch(repo: Path, name: str = "feat-x") -> str:
     git(repo, "checkout", "-q", "-b", name)
-    (repo / REVENUE / "aggregate.py").write_text("# Databricks notebook source\nprint(2)\n")
+    (repo / REVENUE / "aggregate.py").write_text("# Databricks notebook source\nimport taxilib\n")
     return commit_all(repo, "change revenue")
 
 

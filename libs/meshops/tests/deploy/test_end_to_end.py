@@ -38,6 +38,7 @@ TAXI = "orgs/acme/domains/transport/projects/taxinyc"
 REVENUE = f"{TAXI}/flows/prep/revenue"
 CATALOG = "acme_transport_taxinyc"
 NOTEBOOK = """# Databricks notebook source
+import taxilib  # the project lib: the job gets its wheel
 from brickops.datamesh.naming import catname_from_path, dbname, tablename
 
 catalog = catname_from_path()
@@ -80,9 +81,15 @@ def release(clone: Path) -> None:
 
 @pytest.mark.spark
 def test_local_target_life_cycle(
-    tmp_path: Path, meshops_repo_root: Path, spark: object, cli: Cli
+    tmp_path: Path,
+    meshops_repo_root: Path,
+    spark: object,
+    cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clone = make_clone(tmp_path, meshops_repo_root)
+    # as if the workspace were installed (nox does it): the notebook imports the project lib
+    monkeypatch.syspath_prepend(str(clone / TAXI / "libs/taxilib/src"))
     commit = git(clone, "rev-parse", "HEAD")
     dev_job = f"transport_taxinyc_dev_revenue_janedoe_featx_{commit[:8]}"
     dev_schema = f"{CATALOG}.dev_janedoe_featx_{commit[:8]}_revenue"

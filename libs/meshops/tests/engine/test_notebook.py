@@ -3,7 +3,8 @@ from typing import Any
 
 import pytest
 
-from meshops.engine.notebook import NotebookError, NotebookRunner, parse, split_sql
+from meshops.engine.notebook import NotebookError, NotebookRunner, split_sql
+from meshops.source import parse
 
 pytestmark = pytest.mark.unit
 

@@ -18,7 +18,7 @@ NOTEBOOK = """# Databricks notebook source
 # MAGIC # {task}
 
 # COMMAND ----------
-
+{imports}
 print("{task}")
 """
 
@@ -42,6 +42,8 @@ class FlowDef:
     tasks: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: {"extract": (), "load": ("extract",)}
     )
+    imports: tuple[str, ...] = ()
+    """Packages the notebooks import (decides which libs a job gets as wheels)."""
 
     @property
     def rel(self) -> str:
@@ -69,7 +71,10 @@ def write_flow(root: Path, flow: FlowDef) -> Path:
         if upstream:
             lines.append("    depends_on:")
             lines.extend(f"      - task_key: {u}" for u in upstream)
-        (folder / f"{key}.py").write_text(NOTEBOOK.format(task=key), encoding="utf-8")
+        imports = "".join(f"import {name}\n" for name in flow.imports)
+        (folder / f"{key}.py").write_text(
+            NOTEBOOK.format(task=key, imports=imports), encoding="utf-8"
+        )
     (folder / "deployment.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     domain = root / "orgs" / flow.org / "domains" / flow.domain / "domain.yml"
     if not domain.exists():
@@ -112,7 +117,13 @@ def synthetic(
         domain, project = f"domain{i % 10:02d}", f"project{i % 50:02d}"
         keys = [f"task{t}" for t in range(tasks_per_flow)]
         tasks = {k: ((keys[j - 1],) if j else ()) for j, k in enumerate(keys)}
-        flow = FlowDef(domain=domain, project=project, name=f"flow{i:04d}", tasks=tasks)
+        flow = FlowDef(
+            domain=domain,
+            project=project,
+            name=f"flow{i:04d}",
+            tasks=tasks,
+            imports=(f"{project}lib",),
+        )
         write_flow(root, flow)
         lib_rel = f"orgs/acme/domains/{domain}/projects/{project}/libs/{project}lib"
         if not (root / lib_rel).exists():
