@@ -73,6 +73,17 @@ def test_checks_pass_when_transport_figures_agree(spark: SparkSession) -> None:
     )
 
 
+def test_a_borough_without_trips_counts_as_zero_revenue(spark: SparkSession) -> None:
+    """Transport leaves a borough without trips out of revenue_by_borough (found by the
+    mesh run test on 400 trips, where Staten Island had none)."""
+    shares = revenue_share(per_inhabitant(spark, REVENUE))
+    source = spark.createDataFrame(
+        [(b, 1, r) for b, r in REVENUE.items() if b != "Staten Island"], BY_BOROUGH
+    )
+    revenue_check, _ = reconciliation_checks(shares, source)
+    assert revenue_check.passed, revenue_check.detail
+
+
 def test_checks_fail_on_changed_and_missing_boroughs(spark: SparkSession) -> None:
     without_bronx = {k: v for k, v in REVENUE.items() if k != "Bronx"}
     shares = revenue_share(per_inhabitant(spark, without_bronx))

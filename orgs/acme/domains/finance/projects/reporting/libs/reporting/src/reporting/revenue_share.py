@@ -58,10 +58,16 @@ class Check:
 
 
 def reconciliation_checks(shares: DataFrame, revenue_by_borough: DataFrame) -> list[Check]:
-    """Revenue per borough equals transport's (within half a cent); shares add up to 1."""
-    source = revenue_by_borough.filter(sf.col("borough").isin(*NYC_BOROUGHS)).select(
-        "borough", "total_revenue"
-    )
+    """Revenue per borough equals transport's (within half a cent); shares add up to 1.
+
+    A borough without trips is absent from transport's revenue_by_borough but present, with
+    0, in revenue_per_inhabitant: it counts as 0 here too, not as a difference.
+    """
+    spark = revenue_by_borough.sparkSession
+    boroughs = spark.createDataFrame([(b,) for b in NYC_BOROUGHS], "borough string")
+    source = boroughs.join(
+        revenue_by_borough.select("borough", "total_revenue"), on="borough", how="left"
+    ).select("borough", sf.coalesce("total_revenue", sf.lit(0.0)).alias("total_revenue"))
     revenue = compare(
         shares.select("borough", "total_revenue"),
         source,
