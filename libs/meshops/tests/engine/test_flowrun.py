@@ -102,6 +102,7 @@ def test_brickops_names_inside_a_notebook_equal_meshops_names(repo: Path) -> Non
     assert result.ok
     names = naming.for_notebook(ctx, repo / flow.rel / "names.py")
     assert result.task_values[("names", "names")] == [names.catalog, names.schema]
+    assert result.record.tasks[0].result == names.catalog
     assert names.schema.startswith("acme_transport_taxinyc.dev_janedoe_main_")
 
 

@@ -147,6 +147,7 @@ def run_flow(ctx: Context, mesh: Mesh, flow: Flow, options: RunOptions | None = 
         for t in chosen
     ]
     tables: dict[str, dict[str, int]] = {}
+    results: dict[str, str] = {}
     active: dict[str, str] = {}
 
     def execute(node: Node, attempt: int) -> None:
@@ -165,10 +166,12 @@ def run_flow(ctx: Context, mesh: Mesh, flow: Flow, options: RunOptions | None = 
         )
         with task_output(logs / f"{node.key}.log"), _spark_group(spark, tag):
             try:
-                _run_notebook(spark, dbutils, path, ctx.repo_root)
+                exit_value = _run_notebook(spark, dbutils, path, ctx.repo_root)
             finally:
                 written = session.drain_writes(spark, tag)
         tables[node.key] = {name: spark.table(name).count() for name in dict.fromkeys(written)}
+        if exit_value:
+            results[node.key] = exit_value
 
     def interrupt(node: Node, thread: threading.Thread) -> None:
         _interrupt(spark, active.get(node.key), thread)
@@ -191,6 +194,7 @@ def run_flow(ctx: Context, mesh: Mesh, flow: Flow, options: RunOptions | None = 
             error=o.error,
             tables=tables.get(o.key, {}),
             log=str(logs / f"{o.key}.log") if o.attempts else "",
+            result=results.get(o.key, ""),
         )
         for o in outcomes.values()
     ]
@@ -375,13 +379,20 @@ def summary(result: RunResult) -> Any:
         "status",
         "tries",
         "time",
-        "tables written (rows)",
+        "tables written (rows), result, error",
         title=f"{record.flow} · run {record.run_id} · {record.status} in {record.seconds:.1f} s",
     )
     for task in record.tasks:
         written = "\n".join(f"{name} ({rows:,})" for name, rows in task.tables.items())
         status = f"{ICONS[Status(task.status)]} {task.status.lower()}"
-        view.add_row(task.key, status, str(task.attempts), f"{task.seconds:.1f} s", written or "-")
+        notes = [written] if written else []
+        if task.result:
+            notes.append(f"result: {task.result}")
+        if task.error:
+            notes.append(f"[red]{escape(task.error)}[/red]")
+        view.add_row(
+            task.key, status, str(task.attempts), f"{task.seconds:.1f} s", "\n".join(notes) or "-"
+        )
     return view
 
 

@@ -35,6 +35,7 @@ class TaskRecord:
     error: str = ""
     tables: dict[str, int] = field(default_factory=dict)
     log: str = ""
+    result: str = ""  # the value given to dbutils.notebook.exit, if any
 
 
 @dataclass

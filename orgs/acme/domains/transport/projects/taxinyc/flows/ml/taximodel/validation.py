@@ -17,7 +17,7 @@ from taximl.tasks import validate_task
 
 configure_registry()
 names = flow_names("taximodel")
-validate_task(
+decision = validate_task(
     spark,
     heldout_table=names.table("heldout"),
     validation_table=names.table("validation"),
@@ -25,3 +25,4 @@ validate_task(
     margin=promotion_margin(dbutils.widgets.get),
     tags=run_tags(dbutils.widgets.get, flow="taximodel"),
 )
+dbutils.notebook.exit(decision.line())  # the run's result, shown on the job run page
