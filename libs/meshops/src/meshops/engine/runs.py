@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import uuid
-from contextlib import closing
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
+
+from meshops.sqlitefile import SqliteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -61,21 +60,14 @@ class RunRecord:
         return (self.ended or time.time()) - self.started
 
 
-class RunStore:
+class RunStore(SqliteFile):
     """SQLite file of run records (safe for several processes: one short transaction each)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as db, db:
-            db.execute(SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
+    schema = SCHEMA
 
     def save(self, run: RunRecord) -> None:
         body = json.dumps(asdict(run))
-        with closing(self._connect()) as db, db:
+        with self.write() as db:
             db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -98,12 +90,12 @@ class RunStore:
             query += " WHERE flow = ?"
             args = (flow,)
         query += " ORDER BY started DESC LIMIT ?"
-        with closing(self._connect()) as db:
+        with self.read() as db:
             rows = db.execute(query, (*args, limit)).fetchall()
         return [_load(row[0]) for row in rows]
 
     def get(self, run_id: str) -> RunRecord | None:
-        with closing(self._connect()) as db:
+        with self.read() as db:
             row = db.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return _load(row[0]) if row else None
 

@@ -19,7 +19,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from meshops.context import Context, git
 from meshops.errors import InvalidInput, MeshopsError
 from meshops.plan import FLOW_TAG
+from meshops.sqlitefile import SqliteFile
 from meshops.state import StatePaths
 from meshops.targets.base import DeployedJob, SchemaInfo
 
@@ -72,22 +73,15 @@ class RegisteredJob:
         return {str(p["name"]): str(p.get("default", "")) for p in self.settings["parameters"]}
 
 
-class JobRegistry:
+class JobRegistry(SqliteFile):
     """SQLite file of deployed jobs; one short transaction per call (safe across processes)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as db, db:
-            db.execute(SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
+    schema = SCHEMA
 
     _SELECT = "SELECT job_id, name, settings, permissions, deployed_by, created, updated FROM jobs"
 
     def _rows(self, query: str, args: tuple[Any, ...] = ()) -> list[RegisteredJob]:
-        with closing(self._connect()) as db:
+        with self.read() as db:
             rows = db.execute(query, args).fetchall()
         return [
             RegisteredJob(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], r[5], r[6])
@@ -109,7 +103,7 @@ class JobRegistry:
     ) -> int:
         now = time.time()
         try:
-            with closing(self._connect()) as db, db:
+            with self.write() as db:
                 cursor = db.execute(
                     "INSERT INTO jobs (name, settings, permissions, deployed_by, created, updated) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
@@ -127,7 +121,7 @@ class JobRegistry:
         return int(cursor.lastrowid or 0)
 
     def _write(self, query: str, args: tuple[Any, ...], job_id: int) -> None:
-        with closing(self._connect()) as db, db:
+        with self.write() as db:
             cursor = db.execute(query, args)
         if cursor.rowcount != 1:
             raise MeshopsError(f"job {job_id} does not exist in the local registry")
