@@ -57,7 +57,7 @@ def meshops(*args: str, env: dict[str, str]) -> float:
     return elapsed
 
 
-def bench(rows: int, keep: bool) -> tuple[float, float]:
+def bench(rows: int, keep: bool, commit: str) -> tuple[float, float]:
     state = ROOT / ".meshops" / "bench" / f"{rows}"
     if state.exists():
         shutil.rmtree(state)
@@ -73,20 +73,23 @@ def bench(rows: int, keep: bool) -> tuple[float, float]:
     meshops("run", INGEST, env=env)
 
     console.print("  runner: one process, shared session")
-    runner = meshops("--branch", "bench-runner", "run", REVENUE, env=env)
+    pin = ("--commit", commit)  # names must not move if someone commits during the bench
+    runner = meshops(*pin, "--branch", "bench-runner", "run", REVENUE, env=env)
     console.print(f"  runner: {runner:.1f} s")
     console.print("  baseline: a fresh process per task")
     baseline = 0.0
     for task in TASK_ORDER:
-        baseline += meshops("--branch", "bench-baseline", "run", REVENUE, "--task", task, env=env)
+        baseline += meshops(
+            *pin, "--branch", "bench-baseline", "run", REVENUE, "--task", task, env=env
+        )
     console.print(f"  baseline: {baseline:.1f} s")
-    _same_results(env)
+    _same_results(env, commit)
     if not keep:
         shutil.rmtree(state)
     return runner, baseline
 
 
-def _same_results(env: dict[str, str]) -> None:
+def _same_results(env: dict[str, str], commit: str) -> None:
     """Both ways wrote identical tables (checked in one more, untimed, process)."""
     check = f"""
 import sys
@@ -97,8 +100,8 @@ from dfcompare import assert_same
 root = Path({str(ROOT)!r})
 mesh = discover.scan(root)
 notebook = root / {REVENUE!r} / "revenue_by_borough.py"
-runner = context.detect(root, overrides={{"branch": "bench-runner"}})
-baseline = context.detect(root, overrides={{"branch": "bench-baseline"}})
+runner = context.detect(root, overrides={{"branch": "bench-runner", "commit": {commit!r}}})
+baseline = context.detect(root, overrides={{"branch": "bench-baseline", "commit": {commit!r}}})
 spark = flowrun.spark_for(runner, mesh)
 for table in {list(TASK_ORDER)!r}:
     a = naming.for_notebook(runner, notebook).table(table)
@@ -125,7 +128,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--keep", action="store_true", help="keep the bench state dirs")
     args = parser.parse_args()
-    results = [(rows, *bench(rows, args.keep)) for rows in args.sizes]
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    results = [(rows, *bench(rows, args.keep, commit)) for rows in args.sizes]
     table = Table(title="revenue flow: runner vs fresh process per task (same data, same run)")
     for column in ("trips", "runner (s)", "baseline (s)", "speed-up"):
         table.add_column(column, justify="right")
