@@ -6,6 +6,7 @@ from pathlib import Path
 import pyspark
 import pytest
 
+from meshops.databricks_auth import workspace_configured
 from meshops.engine import jvm, session
 from meshops.errors import InvalidInput, MeshopsError
 from meshops.state import StatePaths
@@ -123,7 +124,7 @@ def test_workspace_without_databricks_connect_stays_local(
     config = tmp_path / ".databrickscfg"
     config.write_text("[DEFAULT]\nhost = https://adb-1.azuredatabricks.net\ntoken = x\n")
     monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(config))
-    assert session._workspace_configured()
+    assert workspace_configured()
     assert not session._has_databricks_connect()  # not installed in this environment
     assert session._choose_mode("auto") == "local"
     with pytest.raises(MeshopsError, match="pip install databricks-connect"):
@@ -135,14 +136,14 @@ def test_workspace_detection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("DATABRICKS_CONFIG_PROFILE", raising=False)
     config = tmp_path / ".databrickscfg"
     monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(config))
-    assert not session._workspace_configured()  # no file
+    assert not workspace_configured()  # no file
     config.write_text("[other]\nhost = https://x\n")
-    assert not session._workspace_configured()  # no DEFAULT profile
+    assert not workspace_configured()  # no DEFAULT profile
     monkeypatch.setenv("DATABRICKS_CONFIG_PROFILE", "other")
-    assert session._workspace_configured()
+    assert workspace_configured()
     monkeypatch.delenv("DATABRICKS_CONFIG_PROFILE")
     monkeypatch.setenv("DATABRICKS_HOST", "https://x")
-    assert session._workspace_configured()
+    assert workspace_configured()
 
 
 def test_forced_modes_that_cannot_work_say_why(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,11 +24,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from configparser import ConfigParser
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from meshops.databricks_auth import workspace_configured
 from meshops.engine.jvm import JAVA_SOURCES, java_tool, plugin_jar
 from meshops.errors import InvalidInput, MeshopsError
 from meshops.state import StatePaths
@@ -213,23 +213,9 @@ def _choose_mode(requested: str) -> Mode:
         return "databricks-connect"
     if remote:
         return "connect"
-    if _workspace_configured() and _has_databricks_connect():
+    if workspace_configured() and _has_databricks_connect():
         return "databricks-connect"
     return "local"
-
-
-def _workspace_configured() -> bool:
-    if os.environ.get("DATABRICKS_HOST") or os.environ.get("DATABRICKS_CONFIG_PROFILE"):
-        return True
-    config = Path(os.environ.get("DATABRICKS_CONFIG_FILE", Path.home() / ".databrickscfg"))
-    if not config.is_file():
-        return False
-    parser = ConfigParser()
-    try:
-        parser.read(config)
-    except Exception:
-        return False
-    return bool(parser.defaults().get("host"))
 
 
 def _has_databricks_connect() -> bool:

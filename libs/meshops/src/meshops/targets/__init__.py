@@ -32,7 +32,7 @@ __all__ = [
 
 def choose(kind: str, environ: Mapping[str, str] | None = None) -> TargetKind:
     """`auto` is databricks when unified auth would find a workspace, else local."""
-    from meshops.targets.databricks import workspace_configured
+    from meshops.databricks_auth import workspace_configured
 
     if kind == "auto":
         return "databricks" if workspace_configured(environ) else "local"

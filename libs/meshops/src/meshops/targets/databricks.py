@@ -10,13 +10,10 @@ handled by `meshops.deploy`.
 from __future__ import annotations
 
 import io
-import os
 import posixpath
 from collections.abc import Mapping, Sequence
-from configparser import ConfigParser
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
-from pathlib import Path
 from typing import Any, Literal
 
 from databricks.sdk import WorkspaceClient
@@ -39,22 +36,6 @@ AUTH_HINT = (
     "set DATABRICKS_HOST and DATABRICKS_TOKEN, or DATABRICKS_CLIENT_ID and "
     "DATABRICKS_CLIENT_SECRET for a service principal, or DATABRICKS_CONFIG_PROFILE"
 )
-
-
-def workspace_configured(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether unified auth would find a workspace: a host in the environment or a profile."""
-    environ = os.environ if environ is None else environ
-    if environ.get("DATABRICKS_HOST") or environ.get("DATABRICKS_CONFIG_PROFILE"):
-        return True
-    path = Path(environ.get("DATABRICKS_CONFIG_FILE") or Path.home() / ".databrickscfg")
-    if not path.is_file():
-        return False
-    parser = ConfigParser()
-    try:
-        parser.read(path, encoding="utf-8")
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return bool(parser.defaults().get("host"))
 
 
 def workspace_client() -> WorkspaceClient:
