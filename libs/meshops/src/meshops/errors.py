@@ -44,9 +44,6 @@ class InvalidFiles(InvalidInput):
 
 def display_path(path: Path, root: Path | None) -> str:
     """Path as users see it in messages: relative to the repo root when inside it."""
-    if root is not None:
-        try:
-            return path.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            pass
+    if root is not None and path.resolve().is_relative_to(root.resolve()):
+        return path.resolve().relative_to(root.resolve()).as_posix()
     return path.as_posix()

@@ -7,6 +7,7 @@ shows progress, ends with a summary table and is recorded under the state dir.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import threading
@@ -266,13 +267,11 @@ def _install_display() -> None:
 
     if not hasattr(DataFrame, "display"):
         DataFrame.display = display  # type: ignore[attr-defined]
-    try:
+    with contextlib.suppress(ImportError):  # Spark Connect's client is optional
         from pyspark.sql.connect.dataframe import DataFrame as ConnectDataFrame
 
         if not hasattr(ConnectDataFrame, "display"):
             ConnectDataFrame.display = display  # type: ignore[attr-defined]
-    except ImportError:
-        pass
 
 
 @contextmanager
