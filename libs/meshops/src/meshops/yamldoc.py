@@ -118,8 +118,6 @@ def problems(model: type[BaseModel], doc: YamlDoc, exc: ValidationError) -> list
     out: list[Problem] = []
     for err in exc.errors(include_url=False):
         loc: Key = tuple(p for p in err["loc"] if isinstance(p, str | int))
-        # pydantic puts union member names in loc; keep only real keys
-        loc = _real_key(model, loc)
         out.append(doc.problem(loc, _message(model, loc, err)))
     return out
 
@@ -203,11 +201,3 @@ def _model_at(model: type[BaseModel], loc: Key) -> type[BaseModel] | None:
             return None
         current = candidates[0]
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _real_key(model: type[BaseModel], loc: Key) -> Key:
-    """Drop the union-member tags pydantic inserts (e.g. 'str', 'list[...]')."""
-    return tuple(p for p in loc if isinstance(p, int) or ("[" not in p and p not in _TAGS))
-
-
-_TAGS = {"str", "int", "bool", "float", "dict", "list", "function-after", "function-before"}

@@ -150,24 +150,16 @@ def run_flow(ctx: Context, mesh: Mesh, flow: Flow, options: RunOptions | None = 
     tables: dict[str, dict[str, int]] = {}
     results: dict[str, str] = {}
     active: dict[str, str] = {}
+    notebooks = _Notebooks(spark, state, ctx, values)
 
     def execute(node: Node, attempt: int) -> None:
         task = dep.task(node.key)
         path = spec.notebook_path(task)
         tag = f"{record.run_id}:{node.key}:{attempt}"
         active[node.key] = tag
-        task_widgets = {**params, **task.base_parameters}
-        dbutils = LocalDbutils(
-            state=state,
-            notebook_path=naming.notebook_key(ctx, path),
-            user=ctx.user_slug,
-            widgets=task_widgets,
-            task_values=TaskValues(node.key, values),
-            run_notebook=lambda other, args: _child(spark, state, ctx, path, other, args, values),
-        )
         with task_output(logs / f"{node.key}.log"), _spark_group(spark, tag):
             try:
-                exit_value = _run_notebook(spark, dbutils, path, ctx.repo_root)
+                exit_value = notebooks.run(path, {**params, **task.base_parameters}, node.key)
             finally:
                 written = session.drain_writes(spark, tag)
         tables[node.key] = {name: spark.table(name).count() for name in dict.fromkeys(written)}
@@ -209,47 +201,50 @@ def run_flow(ctx: Context, mesh: Mesh, flow: Flow, options: RunOptions | None = 
     return RunResult(record, outcomes, names, values)
 
 
-def _run_notebook(spark: SparkSession, dbutils: LocalDbutils, path: Path, root: Path) -> str | None:
-    namespace: dict[str, Any] = {
-        "__name__": "__main__",
-        "spark": spark,
-        "dbutils": dbutils,
-        "display": display,
-        "displayHTML": print,
-    }
-    if session.mode(spark) == "local":
-        namespace["sc"] = spark.sparkContext
-    runner = NotebookRunner(namespace, run_sql=spark.sql, show=display)
-    try:
-        return runner.run(path)
-    except NotebookError as exc:
-        where = display_path(exc.path, root) + (f":{exc.line}" if exc.line else "")
-        raise TaskFailed(f"{where}: {exc.reason}", exc.details) from exc
+@dataclass
+class _Notebooks:
+    """Runs a flow's notebooks, each with its own globals and a local dbutils."""
 
+    spark: SparkSession
+    state: StatePaths
+    ctx: Context
+    values: dict[tuple[str, str], Any]
 
-def _child(
-    spark: SparkSession,
-    state: StatePaths,
-    ctx: Context,
-    parent: Path,
-    other: str,
-    args: Mapping[str, str],
-    values: dict[tuple[str, str], Any],
-) -> str | None:
-    """`dbutils.notebook.run`: another notebook with its own globals and widgets."""
-    path = (parent.parent / other).resolve()
-    path = path if path.suffix == ".py" else path.with_suffix(".py")
-    if not path.is_file():
-        raise TaskFailed(f"dbutils.notebook.run({other!r}): no notebook at {path}")
-    dbutils = LocalDbutils(
-        state=state,
-        notebook_path=naming.notebook_key(ctx, path),
-        user=ctx.user_slug,
-        widgets={**naming.widgets(ctx), **args},
-        task_values=TaskValues(path.stem, values),
-        run_notebook=lambda o, a: _child(spark, state, ctx, path, o, a, values),
-    )
-    return _run_notebook(spark, dbutils, path, ctx.repo_root)
+    def run(self, path: Path, widgets: Mapping[str, str], task_key: str) -> str | None:
+        """Run `path`; its `dbutils.notebook.exit` value, if any."""
+        dbutils = LocalDbutils(
+            state=self.state,
+            notebook_path=naming.notebook_key(self.ctx, path),
+            user=self.ctx.user_slug,
+            widgets=widgets,
+            task_values=TaskValues(task_key, self.values),
+            run_notebook=lambda other, args: self.child(path, other, args),
+        )
+        namespace: dict[str, Any] = {
+            "__name__": "__main__",
+            "spark": self.spark,
+            "dbutils": dbutils,
+            "display": display,
+            "displayHTML": print,
+        }
+        if session.mode(self.spark) == "local":
+            namespace["sc"] = self.spark.sparkContext
+        runner = NotebookRunner(namespace, run_sql=self.spark.sql, show=display)
+        try:
+            return runner.run(path)
+        except NotebookError as exc:
+            where = display_path(exc.path, self.ctx.repo_root) + (
+                f":{exc.line}" if exc.line else ""
+            )
+            raise TaskFailed(f"{where}: {exc.reason}", exc.details) from exc
+
+    def child(self, parent: Path, other: str, args: Mapping[str, str]) -> str | None:
+        """`dbutils.notebook.run`: another notebook with its own globals and widgets."""
+        path = (parent.parent / other).resolve()
+        path = path if path.suffix == ".py" else path.with_suffix(".py")
+        if not path.is_file():
+            raise TaskFailed(f"dbutils.notebook.run({other!r}): no notebook at {path}")
+        return self.run(path, {**naming.widgets(self.ctx), **args}, path.stem)
 
 
 def display(obj: Any, *args: Any, **kwargs: Any) -> None:

@@ -460,8 +460,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
-                    while self.rfile.readline().strip():
-                        pass
+                    while self.rfile.readline().strip():  # skip trailer headers
+                        continue
                     return b"".join(chunks)
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline()
