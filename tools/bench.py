@@ -8,7 +8,9 @@ then time the revenue flow twice on the same data in the same run:
             Python process and Spark session per task, as a naive per-notebook runner would.
 
 The two write under different branch names, then their tables are compared (dfcompare) so
-the speed-up is for the same result. Prints wall times and ratios.
+the speed-up is for the same result. Prints wall times and ratios. First, the cost of Delta
+Lake: a fresh process starting the local session and writing one table, with and without
+Delta, alternating.
 
     python tools/bench.py                  # 100k and 1M trips
     python tools/bench.py --sizes 100000   # one size
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -123,11 +126,56 @@ print("same results")
     console.print("  results identical (dfcompare)")
 
 
+STARTUP = """
+import sys, tempfile, time
+from pathlib import Path
+from meshops.engine.session import SessionOptions, get_spark
+from meshops.state import StatePaths
+started = time.perf_counter()
+options = SessionOptions(
+    state=StatePaths(Path(tempfile.mkdtemp())), catalogs=("bench",), mode="local",
+    jar_cache=Path(sys.argv[2]), delta=sys.argv[1] == "delta",
+)
+spark = get_spark(options)
+spark.sql("CREATE SCHEMA bench.s")
+spark.range(1000).write.saveAsTable("bench.s.t")
+assert spark.table("bench.s.t").count() == 1000
+print(time.perf_counter() - started)
+"""
+
+
+def startup(runs: int) -> tuple[float, float]:
+    """Median seconds from process start to the first table written: with and without Delta.
+
+    The two alternate (A B A B ...) so a machine that slows down slows both alike.
+    """
+    jars = ROOT / ".meshops" / "jars"
+    times: dict[str, list[float]] = {"delta": [], "plain": []}
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    for _ in range(runs):
+        for kind in times:
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-c", STARTUP, kind, str(jars)], env=env, cwd=ROOT, check=True
+            )
+            times[kind].append(time.perf_counter() - started)
+    return statistics.median(times["delta"]), statistics.median(times["plain"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--keep", action="store_true", help="keep the bench state dirs")
+    parser.add_argument("--startup-runs", type=int, default=3, help="0: skip the start-up bench")
     args = parser.parse_args()
+    if args.startup_runs:
+        console.print(f"[bold]session start[/bold]: with and without Delta, {args.startup_runs}x")
+        delta, plain = startup(args.startup_runs)
+        table = Table(title="local session start to first table written (median, same run)")
+        for column in ("with Delta (s)", "plain Spark (s)", "Delta's cost"):
+            table.add_column(column, justify="right")
+        table.add_row(f"{delta:.1f}", f"{plain:.1f}", f"{delta / plain:.2f}x")
+        Console().print(table)
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()

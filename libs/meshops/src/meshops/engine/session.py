@@ -3,7 +3,8 @@
 Three kinds, chosen at the first call:
 
 - **local**: `local[*]` with a Derby-backed Hive metastore under the state folder, so tables
-  outlive the process, and the meshops catalog plugin registered once per catalog name, so
+  outlive the process; Delta Lake as the session catalog and the default table format, as on
+  Databricks; and the meshops catalog plugin registered once per catalog name, so
   `catalog.schema.table` resolves as on Unity Catalog (schema `s` of catalog `c` is metastore
   database `c__s`). Writes through the plugin are recorded per task (`task_tag`).
 - **connect**: Spark Connect when `SPARK_REMOTE` is set; the server owns the catalogs.
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from meshops.databricks_auth import workspace_configured
+from meshops.engine.jars import delta_jars
 from meshops.engine.jvm import JAVA_SOURCES, java_tool, plugin_jar
 from meshops.errors import InvalidInput, MeshopsError
 from meshops.state import StatePaths
@@ -40,6 +42,7 @@ Mode = Literal["local", "connect", "databricks-connect"]
 
 CATALOG_CLASS = "meshops.spark.UnityCatalog"
 VOLUMES_FS_CLASS = "meshops.spark.VolumesFileSystem"
+DBFS_FS_CLASS = "meshops.spark.DbfsFileSystem"
 LOG_CONFIG = JAVA_SOURCES / "log4j2.properties"
 TASK_PROPERTY = "meshops.task"
 """Spark local property naming the task a thread runs; writes are recorded under it."""
@@ -66,6 +69,8 @@ class SessionOptions:
     mode: Literal["auto", "local", "connect", "databricks-connect"] = "auto"
     jar_cache: Path | None = None
     """Where the plugin jar is cached; default `state.jars`. Tests share one across state dirs."""
+    delta: bool = True
+    """Delta Lake as on Databricks; False: plain Spark (parquet), to measure what Delta costs."""
 
 
 @dataclass(frozen=True)
@@ -245,7 +250,11 @@ def _start_databricks(options: SessionOptions) -> SparkSession:
     return spark
 
 
-def local_conf(options: SessionOptions, jar: Path) -> dict[str, str]:
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+def local_conf(options: SessionOptions, jar: Path, delta: Iterable[Path] = ()) -> dict[str, str]:
     """Spark settings of a local session; each one is here for a reason given beside it."""
     state = StatePaths(options.state.root.resolve())
     metastore_db = state.metastore / "metastore_db"
@@ -280,6 +289,11 @@ def local_conf(options: SessionOptions, jar: Path) -> dict[str, str]:
         # /Volumes/<catalog>/<schema>/<volume>/... is <state>/volumes/<catalog>/...
         "spark.hadoop.fs.file.impl": VOLUMES_FS_CLASS,
         "spark.hadoop.meshops.volumes.root": str(state.volumes),
+        # dbfs:/x is <state>/dbfs/x (both the FileSystem and the AbstractFileSystem that
+        # Delta's log writer uses)
+        "spark.hadoop.fs.dbfs.impl": DBFS_FS_CLASS,
+        "spark.hadoop.fs.AbstractFileSystem.dbfs.impl": DBFS_FS_CLASS + "$Fs",
+        "spark.hadoop.meshops.dbfs.root": str(state.dbfs),
         # small machine: few shuffle partitions, AQE to coalesce them, no UI, no progress bars
         "spark.sql.shuffle.partitions": str(options.shuffle_partitions),
         "spark.sql.adaptive.enabled": "true",
@@ -295,6 +309,24 @@ def local_conf(options: SessionOptions, jar: Path) -> dict[str, str]:
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
     }
+    if options.delta:
+        conf.update(
+            {
+                # Delta Lake as on Databricks: its jars beside Spark's (what spark.jars.packages
+                # would add), its SQL (MERGE, OPTIMIZE, time travel...), its catalog under every
+                # table, and the default format of tables made without USING
+                "spark.jars": ",".join(str(j) for j in delta),
+                "spark.sql.extensions": DELTA_EXTENSION,
+                "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+                "spark.sql.sources.default": "delta",
+                # a Delta log is replayed with 50 tasks by default: too many for a laptop's tables
+                "spark.databricks.delta.snapshotPartitions": "2",
+                # Delta's SQL parser drops named and positional parameters (spark.sql(q, args))
+                # since Spark 4.1 binds them while parsing (delta-io/delta#7640): bind them as
+                # Spark 4.0 (Databricks Runtime 17.3) does, where a constant may stand
+                "spark.sql.legacy.parameterSubstitution.constantsOnly": "true",
+            }
+        )
     for name in options.catalogs:
         conf[_CATALOG_PREFIX + _valid_catalog(name)] = CATALOG_CLASS
     conf.update(options.extra_conf)
@@ -313,7 +345,8 @@ def _start_local(options: SessionOptions) -> SparkSession:
     java_tool("java")
     state = StatePaths(options.state.root.resolve())
     jar = plugin_jar(options.jar_cache or state.jars)
-    for folder in (state.metastore, state.warehouse, state.volumes, state.tmp):
+    delta = delta_jars() if options.delta else []
+    for folder in (state.metastore, state.warehouse, state.volumes, state.dbfs, state.tmp):
         folder.mkdir(parents=True, exist_ok=True)
     if SparkContext._gateway is None:
         _check_metastore_free(state.metastore / "metastore_db")
@@ -321,11 +354,15 @@ def _start_local(options: SessionOptions) -> SparkSession:
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     # the driver binds to 127.0.0.1; this also spares the "hostname resolves to loopback" warning
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    conf = SparkConf().setAll(list(local_conf(options, jar).items()))
+    conf = SparkConf().setAll(list(local_conf(options, jar, delta).items()))
     spark = SparkSession.builder.config(conf=conf).getOrCreate()
     _exit_with_jvm(SparkContext._gateway)
     # schemas stored by earlier processes: their catalogs resolve from the first query
     register_catalogs(spark, _catalogs_on_disk(state.warehouse))
+    # Unity Catalog SQL OSS Spark does not parse (USE CATALOG, volumes, grants)
+    from meshops.engine import unity
+
+    unity.install(spark, state)
     return spark
 
 

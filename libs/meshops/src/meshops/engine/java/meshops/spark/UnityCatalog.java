@@ -1,5 +1,6 @@
 package meshops.spark;
 
+import java.lang.reflect.Method;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -24,7 +25,11 @@ import org.apache.spark.sql.connector.catalog.Identifier;
 import org.apache.spark.sql.connector.catalog.NamespaceChange;
 import org.apache.spark.sql.connector.catalog.Relation;
 import org.apache.spark.sql.connector.catalog.RelationCatalog;
+import org.apache.spark.sql.connector.catalog.StagedTable;
+import org.apache.spark.sql.connector.catalog.StagingTableCatalog;
 import org.apache.spark.sql.connector.catalog.SupportsNamespaces;
+import org.apache.spark.sql.connector.catalog.SupportsWrite;
+import org.apache.spark.sql.connector.catalog.TableCapability;
 import org.apache.spark.sql.connector.catalog.Table;
 import org.apache.spark.sql.connector.catalog.TableCatalog;
 import org.apache.spark.sql.connector.catalog.TableChange;
@@ -32,7 +37,10 @@ import org.apache.spark.sql.connector.catalog.TableInfo;
 import org.apache.spark.sql.connector.catalog.TableWritePrivilege;
 import org.apache.spark.sql.connector.catalog.V1Table;
 import org.apache.spark.sql.connector.catalog.View;
+import org.apache.spark.sql.connector.expressions.ClusterByTransform;
 import org.apache.spark.sql.connector.expressions.Transform;
+import org.apache.spark.sql.connector.write.LogicalWriteInfo;
+import org.apache.spark.sql.connector.write.WriteBuilder;
 import org.apache.spark.sql.util.CaseInsensitiveStringMap;
 
 /**
@@ -41,14 +49,18 @@ import org.apache.spark.sql.util.CaseInsensitiveStringMap;
  * <p>Schema {@code s} of catalog {@code c} is database {@code c__s} of the session catalog (the
  * Hive metastore): names get three levels, catalogs keep their schemas apart, and the one
  * persistent metastore still stores everything. Every call is delegated to the session catalog
- * with the mapped name. Reads get the session catalog's {@link V1Table} (as a {@link
- * ReadableTable}); writers get a
- * {@link MappedTable} that inserts into the mapped table, because Spark's writers fall back to
- * two-level names (and so to the wrong database) when they are handed a {@code V1Table}. Views
- * are metastore views in the mapped database, made by Spark's own CREATE VIEW (see {@link
- * Views}).
+ * (Delta Lake's {@code DeltaCatalog}) with the mapped name.
+ *
+ * <p>Delta tables are handed out as the session catalog returns them, so Delta's own rules see
+ * them (MERGE, UPDATE, DELETE, time travel, history, OPTIMIZE); CREATE/REPLACE ... AS SELECT
+ * and overwriting saves are staged through Delta, so a replace is one atomic commit that keeps
+ * the table's history, as on Databricks. Other formats (parquet, csv): reads get the session
+ * catalog's {@link V1Table} (as a {@link ReadableTable}); writers get a {@link MappedTable} that
+ * inserts into the mapped table, because Spark's writers fall back to two-level names (and so to
+ * the wrong database) when they are handed a {@code V1Table}. Views are metastore views in the
+ * mapped database, made by Spark's own CREATE VIEW (see {@link Views}).
  */
-public final class UnityCatalog implements RelationCatalog, SupportsNamespaces {
+public final class UnityCatalog implements RelationCatalog, StagingTableCatalog, SupportsNamespaces {
   /** Between catalog and schema in a metastore database name; never inside a catalog name. */
   public static final String SEPARATOR = "__";
 
@@ -181,21 +193,26 @@ public final class UnityCatalog implements RelationCatalog, SupportsNamespaces {
     throw new NoSuchTableException(userIdentifier(ident));
   }
 
-  /** What writers load: a table that writes to the mapped database (see the class comment). */
+  /** What writers load: Delta tables as they are, others a table that writes to the mapped one. */
   @Override
   public Table loadTable(Identifier ident, Set<TableWritePrivilege> privileges)
       throws NoSuchTableException {
     Table table = loadTable(ident);
+    TaskWrites.record(SparkSession.active().sparkContext(), fullName(ident));
+    if (!(table instanceof V1Table)) {
+      return table;
+    }
     // saveAsTable and INSERT OVERWRITE ask for INSERT and DELETE; only row-level commands
     // (MERGE, UPDATE, DELETE FROM) ask for UPDATE or for DELETE alone
     if (privileges.contains(TableWritePrivilege.UPDATE)
         || (privileges.contains(TableWritePrivilege.DELETE)
             && !privileges.contains(TableWritePrivilege.INSERT))) {
       throw new IllegalArgumentException(
-          "MERGE INTO, UPDATE and DELETE FROM "
+          "MERGE INTO, UPDATE and DELETE FROM need a Delta table, and "
               + fullName(ident)
-              + " need a Delta table, which local Spark does not have: compute the new rows and"
-              + " overwrite the table (saveAsTable or INSERT OVERWRITE), or run on a workspace");
+              + " is "
+              + ((V1Table) table).catalogTable().provider().getOrElse(() -> "not Delta")
+              + ": recreate it as Delta (the default format) or overwrite it");
     }
     return writable(ident, table, null);
   }
@@ -233,26 +250,7 @@ public final class UnityCatalog implements RelationCatalog, SupportsNamespaces {
     if (!namespaces().namespaceExists(mapped.namespace())) {
       throw new NoSuchNamespaceException(userNamespace(ident.namespace()));
     }
-    Map<String, String> props = new HashMap<>(info.properties());
-    if ("delta".equalsIgnoreCase(props.get(TableCatalog.PROP_PROVIDER))) {
-      throw new IllegalArgumentException(
-          "USING DELTA for "
-              + fullName(ident)
-              + ": local Spark has no Delta Lake; leave out USING (Databricks makes Delta tables"
-              + " by default)");
-    }
-    // a Hive-format table tracks its partitions in the metastore, which a V1Table read from a
-    // catalog other than spark_catalog cannot use: always create data source tables
-    props.putIfAbsent(
-        TableCatalog.PROP_PROVIDER,
-        SparkSession.active().sessionState().conf().defaultDataSourceName());
-    TableInfo withProvider =
-        new TableInfo.Builder()
-            .withColumns(info.columns())
-            .withPartitions(info.partitions())
-            .withConstraints(info.constraints())
-            .withProperties(props)
-            .build();
+    TableInfo withProvider = withProvider(info);
     try {
       tables().createTable(mapped, withProvider);
     } catch (TableAlreadyExistsException e) {
@@ -263,6 +261,220 @@ public final class UnityCatalog implements RelationCatalog, SupportsNamespaces {
       return writable(ident, tables().loadTable(mapped), info.columns());
     } catch (NoSuchTableException e) {
       throw new IllegalStateException("table " + fullName(ident) + " vanished after creation", e);
+    }
+  }
+
+  /**
+   * The table's definition with its format made explicit: the session's default (Delta) when
+   * none is given, never a Hive-format table (a non-session catalog cannot read the partitions
+   * Hive tables keep in the metastore).
+   */
+  private static TableInfo withProvider(TableInfo info) {
+    Map<String, String> props = new HashMap<>(info.properties());
+    props.putIfAbsent(
+        TableCatalog.PROP_PROVIDER,
+        SparkSession.active().sessionState().conf().defaultDataSourceName());
+    return new TableInfo.Builder()
+        .withColumns(info.columns())
+        .withPartitions(clusteringAsDelta(info.partitions()))
+        .withConstraints(info.constraints())
+        .withProperties(props)
+        .build();
+  }
+
+  /**
+   * Clustering columns as Delta recognises them. Spark's writers ({@code DataFrameWriter.clusterBy},
+   * {@code writeTo(...).clusterBy}) hand a non-session catalog Spark's own {@link
+   * ClusterByTransform}, which Delta 4.4 takes for an expression; Delta's SQL parser makes Delta's
+   * own transform class, so that is what is passed on (found through Delta's class loader).
+   */
+  private static Transform[] clusteringAsDelta(Transform[] partitions) {
+    Transform[] out = partitions.clone();
+    for (int i = 0; i < out.length; i++) {
+      if (out[i] instanceof ClusterByTransform spark) {
+        out[i] = deltaClusterBy(spark);
+      }
+    }
+    return out;
+  }
+
+  private static Transform deltaClusterBy(ClusterByTransform spark) {
+    try {
+      Class<?> module =
+          Class.forName(
+              "org.apache.spark.sql.delta.skipping.clustering.temp.ClusterByTransform$",
+              true,
+              sessionCatalog().getClass().getClassLoader());
+      Object companion = module.getField("MODULE$").get(null);
+      Method apply = module.getMethod("apply", scala.collection.immutable.Seq.class);
+      return (Transform) apply.invoke(companion, spark.columnNames());
+    } catch (ReflectiveOperationException | ClassCastException e) {
+      return spark; // a Delta without its own transform takes Spark's
+    }
+  }
+
+  private static boolean isDelta(TableInfo info) {
+    return "delta".equalsIgnoreCase(info.properties().get(TableCatalog.PROP_PROVIDER));
+  }
+
+  private StagingTableCatalog staging() {
+    return (StagingTableCatalog) sessionCatalog();
+  }
+
+  // ---- staged (atomic) create and replace --------------------------------------------------
+
+  @Override
+  public StagedTable stageCreate(Identifier ident, TableInfo info)
+      throws TableAlreadyExistsException, NoSuchNamespaceException {
+    TableInfo full = withProvider(info);
+    Identifier mapped = mapNewTable(ident);
+    if (!namespaces().namespaceExists(mapped.namespace())) {
+      throw new NoSuchNamespaceException(userNamespace(ident.namespace()));
+    }
+    TaskWrites.record(SparkSession.active().sparkContext(), fullName(ident));
+    if (isDelta(full) && sessionCatalog() instanceof StagingTableCatalog) {
+      try {
+        return staging().stageCreate(mapped, full);
+      } catch (TableAlreadyExistsException e) {
+        throw new TableAlreadyExistsException(userIdentifier(ident));
+      }
+    }
+    return new CreatedTable(ident, createTable(ident, full));
+  }
+
+  @Override
+  public StagedTable stageReplace(Identifier ident, TableInfo info)
+      throws NoSuchNamespaceException, NoSuchTableException {
+    TableInfo full = withProvider(info);
+    Identifier mapped = mapTable(ident);
+    TaskWrites.record(SparkSession.active().sparkContext(), fullName(ident));
+    if (isDelta(full) && isDeltaTable(mapped) && sessionCatalog() instanceof StagingTableCatalog) {
+      return staging().stageReplace(mapped, full);
+    }
+    if (!tables().tableExists(mapped)) {
+      throw new NoSuchTableException(userIdentifier(ident));
+    }
+    return replaced(ident, full);
+  }
+
+  @Override
+  public StagedTable stageCreateOrReplace(Identifier ident, TableInfo info)
+      throws NoSuchNamespaceException {
+    TableInfo full = withProvider(info);
+    Identifier mapped = mapNewTable(ident);
+    if (!namespaces().namespaceExists(mapped.namespace())) {
+      throw new NoSuchNamespaceException(userNamespace(ident.namespace()));
+    }
+    TaskWrites.record(SparkSession.active().sparkContext(), fullName(ident));
+    boolean exists = tables().tableExists(mapped);
+    if (isDelta(full)
+        && (!exists || isDeltaTable(mapped))
+        && sessionCatalog() instanceof StagingTableCatalog) {
+      return staging().stageCreateOrReplace(mapped, full);
+    }
+    return replaced(ident, full);
+  }
+
+  @Override
+  @SuppressWarnings("deprecation")
+  public StagedTable stageCreate(
+      Identifier ident, Column[] columns, Transform[] partitions, Map<String, String> properties)
+      throws TableAlreadyExistsException, NoSuchNamespaceException {
+    return stageCreate(ident, info(columns, partitions, properties));
+  }
+
+  @Override
+  @SuppressWarnings("deprecation")
+  public StagedTable stageReplace(
+      Identifier ident, Column[] columns, Transform[] partitions, Map<String, String> properties)
+      throws NoSuchNamespaceException, NoSuchTableException {
+    return stageReplace(ident, info(columns, partitions, properties));
+  }
+
+  @Override
+  @SuppressWarnings("deprecation")
+  public StagedTable stageCreateOrReplace(
+      Identifier ident, Column[] columns, Transform[] partitions, Map<String, String> properties)
+      throws NoSuchNamespaceException {
+    return stageCreateOrReplace(ident, info(columns, partitions, properties));
+  }
+
+  private static TableInfo info(
+      Column[] columns, Transform[] partitions, Map<String, String> properties) {
+    return new TableInfo.Builder()
+        .withColumns(columns)
+        .withPartitions(partitions)
+        .withProperties(properties)
+        .build();
+  }
+
+  private boolean isDeltaTable(Identifier mapped) {
+    try {
+      return !(tables().loadTable(mapped) instanceof V1Table);
+    } catch (NoSuchTableException e) {
+      return false;
+    }
+  }
+
+  /**
+   * Replace without Delta (another format, or a change of format): drop, then create. Not atomic,
+   * as for such tables in Spark's session catalog; the new table is dropped again on abort.
+   */
+  private StagedTable replaced(Identifier ident, TableInfo info) throws NoSuchNamespaceException {
+    dropTable(ident);
+    try {
+      return new CreatedTable(ident, createTable(ident, info));
+    } catch (TableAlreadyExistsException e) {
+      throw new IllegalStateException("table " + fullName(ident) + " reappeared while replaced", e);
+    }
+  }
+
+  /** A table already created, offered as staged: commit keeps it, abort drops it. */
+  private final class CreatedTable implements StagedTable, SupportsWrite {
+    private final Identifier ident;
+    private final Table table;
+
+    CreatedTable(Identifier ident, Table table) {
+      this.ident = ident;
+      this.table = table;
+    }
+
+    @Override
+    public String name() {
+      return table.name();
+    }
+
+    @Override
+    public Column[] columns() {
+      return table.columns();
+    }
+
+    @Override
+    public Transform[] partitioning() {
+      return table.partitioning();
+    }
+
+    @Override
+    public Map<String, String> properties() {
+      return table.properties();
+    }
+
+    @Override
+    public Set<TableCapability> capabilities() {
+      return table.capabilities();
+    }
+
+    @Override
+    public WriteBuilder newWriteBuilder(LogicalWriteInfo info) {
+      return ((SupportsWrite) table).newWriteBuilder(info);
+    }
+
+    @Override
+    public void commitStagedChanges() {}
+
+    @Override
+    public void abortStagedChanges() {
+      dropTable(ident);
     }
   }
 
