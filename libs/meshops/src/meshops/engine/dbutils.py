@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from meshops.engine.notebook import NotebookExit
+from meshops.engine.paths import local_path
 from meshops.errors import MeshopsError
 from meshops.state import StatePaths
 
@@ -136,16 +137,8 @@ class Fs:
     state: StatePaths
 
     def local(self, path: str) -> Path:
-        """The local file a Databricks path stands for."""
-        if path.startswith("file:"):
-            return Path(re.sub(r"^file:/*", "/", path))
-        if path.startswith("dbfs:"):
-            path = re.sub(r"^dbfs:/*", "/", path)
-        if path.startswith("/Volumes/"):
-            return self.state.volumes / path.removeprefix("/Volumes/")
-        if path.startswith("/dbfs/"):
-            path = path.removeprefix("/dbfs")
-        return self.state.dbfs / path.lstrip("/")
+        """The local file a Databricks path stands for (a path without a scheme is DBFS)."""
+        return local_path(path, self.state, dbutils=True)
 
     def ls(self, path: str) -> list[FileInfo]:
         folder = self.local(path)
