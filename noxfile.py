@@ -30,10 +30,15 @@ nox.options.sessions = ["lint", "tests"]
 
 
 def install_workspace(session: nox.Session, *, dev: bool = True) -> None:
-    """Every workspace lib, editable, plus the dev dependency group."""
+    """Every workspace lib, editable, plus the dev dependency group.
+
+    meshops comes with its `runtime` extra: the libraries Databricks Runtime ships (pandas,
+    seaborn, statsmodels...), so notebooks that import them run locally as on a cluster.
+    """
     args: list[str] = []
     for member in workspace.member_dirs(ROOT):
-        args += ["-e", str(member.relative_to(ROOT))]
+        rel = str(member.relative_to(ROOT))
+        args += ["-e", f"{rel}[runtime]" if member == ROOT / "libs" / "meshops" else rel]
     if dev:
         for group in workspace.dependency_groups(ROOT):
             args += workspace.group_requirements(ROOT, group)
@@ -58,6 +63,8 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the tests of every lib, flow and tool (local Spark, MLflow, git, workspace double)."""
     install_workspace(session)
+    # Delta Lake's jars once, before the workers start (a fresh machine fetches them here)
+    session.run("python", "-m", "meshops.engine.jars")
     workers = os.environ.get("MESHOPS_TEST_WORKERS", "2")
     session.run(
         "pytest", "-n", workers, "--dist", "loadgroup", *session.posargs, env=spark_env(session)

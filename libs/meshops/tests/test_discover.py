@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,19 @@ def test_affected_since_a_merge_base_ignores_main_moving_on(repo: Path) -> None:
 def test_unknown_ref_is_invalid_input(repo: Path) -> None:
     with pytest.raises(InvalidInput, match="'nope' is not a git ref here"):
         discover.affected(discover.scan(repo), "nope")
+
+
+def test_libs_imported_by_ipynb_notebooks_are_found(repo: Path) -> None:
+    folder = repo / TAXI / "flows/prep/ingest"
+    (folder / "extract.py").unlink()
+    cell = {"cell_type": "code", "metadata": {}, "source": ["import taxinyc\n", "x = 1\n"]}
+    (folder / "extract.ipynb").write_text(json.dumps({"cells": [cell], "metadata": {}}))
+    # checkpoints Jupyter leaves behind and notebooks that are not JSON do not count
+    (folder / ".ipynb_checkpoints").mkdir()
+    (folder / ".ipynb_checkpoints" / "old.ipynb").write_text(
+        json.dumps({"cells": [{"cell_type": "code", "source": "import reporting"}]})
+    )
+    (folder / "broken.ipynb").write_text("not json")
+    mesh = discover.scan(repo)
+    ingest = mesh.find(f"{TAXI}/flows/prep/ingest")
+    assert [lib.name for lib in ingest.libs] == ["dfcompare", "taxinyc"]

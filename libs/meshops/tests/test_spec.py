@@ -102,3 +102,58 @@ def test_domain_file_errors_name_the_key(mesh_repo: Path) -> None:
         "orgs/acme/domains/transport/domain.yml:1: owner_group: unknown key 'owner_group'; "
         "expected one of: contacts, description, owners_group",
     ]
+
+
+IPYNB = '{"cells": [{"cell_type": "code", "source": "x = 1", "metadata": {}}], "metadata": {}}'
+
+
+def test_a_task_whose_notebook_is_an_exported_ipynb_is_valid(flow_dir: Path) -> None:
+    (flow_dir / "nb").mkdir()
+    (flow_dir / "exported.ipynb").write_text(IPYNB)
+    (flow_dir / "nb" / "report.ipynb").write_text(IPYNB)
+    (flow_dir / "deployment.yml").write_text(
+        "tasks:\n"
+        "  - task_key: exported\n"  # no exported.py: exported.ipynb is the notebook
+        "  - task_key: report\n"
+        "    notebook: nb/report.ipynb\n"
+        "  - task_key: a\n"  # a.py exists: a .py stays the notebook
+    )
+    loaded = load(flow_dir)
+    paths = [loaded.notebook_path(t) for t in loaded.deployment.tasks]
+    assert paths == [
+        flow_dir / "exported.ipynb",
+        flow_dir / "nb" / "report.ipynb",
+        flow_dir / "a.py",
+    ]
+
+
+def test_missing_or_misplaced_ipynb_notebooks_are_reported(flow_dir: Path) -> None:
+    (flow_dir / "deployment.yml").write_text(
+        "tasks:\n"
+        "  - task_key: a\n"
+        "    notebook: gone.ipynb\n"
+        "  - task_key: b\n"
+        "    notebook: ../other/x.ipynb\n"
+        "  - task_key: c\n"
+        "    notebook: query.sql\n"
+    )
+    with pytest.raises(InvalidFiles) as caught:
+        load(flow_dir)
+    assert [str(p).replace(f"{FLOW}/", "{flow}/") for p in caught.value.problems] == [
+        "{flow}/deployment.yml:5: tasks[1].notebook: got '../other/x.ipynb'; "
+        "expected a .ipynb path inside the flow folder",
+        "{flow}/deployment.yml:7: tasks[2].notebook: got 'query.sql'; "
+        "expected a .py or .ipynb path inside the flow folder",
+    ]
+    (flow_dir / "deployment.yml").write_text("tasks:\n  - task_key: a\n    notebook: gone.ipynb\n")
+    with pytest.raises(InvalidFiles) as caught:
+        load(flow_dir)
+    assert [str(p).replace(f"{FLOW}/", "{flow}/") for p in caught.value.problems] == [
+        "{flow}/deployment.yml:3: tasks[0].notebook: notebook 'gone.ipynb' not found in {flow}/"
+    ]
+    # a .py name falls back to its .ipynb only when the notebook key is implied
+    (flow_dir / "gone.ipynb").write_text(IPYNB)
+    (flow_dir / "deployment.yml").write_text("tasks:\n  - task_key: x\n    notebook: gone.py\n")
+    with pytest.raises(InvalidFiles) as caught:
+        load(flow_dir)
+    assert caught.value.problems[0].key == "tasks[0].notebook"

@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 from meshops import workspace
 from meshops.context import git
 from meshops.errors import InvalidInput, Problem
-from meshops.source import imported_packages
+from meshops.source import NotebookFormatError, imported_packages
 from meshops.spec import DEPLOYMENT_FILE, DOMAIN_FILE
 
 FLOW_KINDS = ("prep", "ml")
@@ -200,10 +200,15 @@ def _libs(root: Path) -> list[Lib]:
 def _imported(folder: Path, by_package: dict[str, Lib]) -> list[Lib]:
     """Workspace libs whose packages the flow's notebooks (not its tests) import."""
     used: dict[str, Lib] = {}
-    for path in folder.rglob("*.py"):
+    notebooks = sorted([*folder.rglob("*.py"), *folder.rglob("*.ipynb")])
+    for path in notebooks:
         if SKIP_DIRS & set(path.relative_to(folder).parts):
             continue
-        for package in imported_packages(path):
+        try:
+            packages = imported_packages(path)
+        except NotebookFormatError:
+            continue  # not notebook JSON: validating or running the task reports it
+        for package in packages:
             if package in by_package:
                 used[by_package[package].name] = by_package[package]
     return list(used.values())

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version as dist_version
+from pathlib import PurePosixPath
 from typing import Any
 
 from databricks.sdk.service.jobs import JobSettings
@@ -243,7 +244,8 @@ def _task(
     flow_libraries: list[dict[str, Any]],
     cluster_ids: ClusterIds,
 ) -> dict[str, Any]:
-    notebook = task.notebook_file.removesuffix(".py")
+    # Git-source notebook paths have no extension (.py source or .ipynb alike)
+    notebook = str(PurePosixPath(task.notebook_file).with_suffix(""))
     out: dict[str, Any] = {"task_key": task.task_key}
     if task.description:
         out["description"] = task.description

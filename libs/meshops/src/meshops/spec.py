@@ -35,6 +35,8 @@ RunIf = Literal[
 RESERVED_PARAMETERS = frozenset({"pipeline_env", "git_url", "git_branch", "git_commit", "git_tag"})
 RESERVED_TAGS = frozenset({"deployment", "git_url", "git_branch", "git_commit", "version"})
 RESERVED_TAG_PREFIX = "meshops"
+# a task's notebook: a Databricks source file, or a notebook exported as IPython Notebook
+NOTEBOOK_SUFFIXES = (".py", ".ipynb")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -115,8 +117,11 @@ class Task(StrictModel):
         if value is None:
             return value
         path = PurePosixPath(value)
-        if path.is_absolute() or ".." in path.parts or path.suffix != ".py":
-            raise ValueError(f"got {value!r}; expected a .py path inside the flow folder")
+        if path.is_absolute() or ".." in path.parts or path.suffix not in NOTEBOOK_SUFFIXES:
+            kind = (
+                path.suffix if path.suffix in NOTEBOOK_SUFFIXES else " or ".join(NOTEBOOK_SUFFIXES)
+            )
+            raise ValueError(f"got {value!r}; expected a {kind} path inside the flow folder")
         return value
 
     @model_validator(mode="after")
@@ -241,7 +246,20 @@ class FlowSpec:
     deployment: Deployment
 
     def notebook_path(self, task: Task) -> Path:
-        return self.folder / task.notebook_file
+        """The task's notebook file: `<task_key>.py`, or an exported `<task_key>.ipynb` instead."""
+        return notebook_path(self.folder, task)
+
+
+def notebook_path(folder: Path, task: Task) -> Path:
+    """The notebook a task runs in flow `folder`: its `notebook`, else `<task_key>.py`, else
+    `<task_key>.ipynb` when only that exists (a workspace path has no extension, so both are
+    the same notebook to Databricks)."""
+    path = folder / task.notebook_file
+    if task.notebook is None and not path.is_file():
+        exported = path.with_suffix(".ipynb")
+        if exported.is_file():
+            return exported
+    return path
 
 
 def load_deployment(
@@ -299,7 +317,7 @@ def _file_problems(
 ) -> list[Problem]:
     problems: list[Problem] = []
     for i, task in enumerate(dep.tasks):
-        if not (folder / task.notebook_file).is_file():
+        if not notebook_path(folder, task).is_file():
             key = ("tasks", i, "notebook") if task.notebook else ("tasks", i, "task_key")
             problems.append(
                 doc.problem(

@@ -1,11 +1,12 @@
 """Flows run end to end on the shared local Spark session (real notebooks, real tables)."""
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from meshops import context, discover, naming
+from meshops import context, discover, naming, plan
 from meshops.engine import flowrun, session
 from meshops.engine.runs import RunStore
 from meshops.state import StatePaths
@@ -116,3 +117,67 @@ def test_mlflow_runs_land_in_the_state_dir(repo: Path) -> None:
     assert uri.removeprefix("file://").startswith(str(state.mlflow_artifacts))
     assert state.mlflow_db.is_file()
     assert not (folder / "mlruns").exists()
+
+
+def exported(path: Path, *cells: str) -> Path:
+    """A notebook as the workspace exports it to .ipynb (Python, one code cell per text)."""
+    doc = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "outputs": [], "source": cell} for cell in cells
+        ],
+        "metadata": {"application/vnd.databricks.v1+notebook": {"language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 0,
+    }
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
+
+
+def test_a_flow_whose_only_notebook_is_an_ipynb_validates_plans_and_runs(
+    mesh_repo: Path, spark: object
+) -> None:
+    flow_def = FlowDef(name="exported", tasks={"report": ()})
+    folder = write_flow(mesh_repo, flow_def)
+    (folder / "report.py").unlink()
+    exported(
+        folder / "report.ipynb",
+        "from brickops.datamesh.naming import catname_from_path, dbname, tablename\n"
+        "catalog = catname_from_path()\n"
+        "spark.sql(f\"CREATE SCHEMA IF NOT EXISTS {dbname(db='exported', cat=catalog)}\")",
+        "%sql\nSELECT 1 AS one",
+        # dbutils.notebook.run finds the exported helper.ipynb by its workspace name
+        "n = int(dbutils.notebook.run('helper', 60, {'n': '4'}))\n"
+        "spark.range(n).write.mode('overwrite').saveAsTable("
+        "tablename(tbl='counted', db='exported', cat=catalog))\n"
+        "dbutils.jobs.taskValues.set('n', n)",
+    )
+    exported(folder / "helper.ipynb", "dbutils.notebook.exit(str(int(dbutils.widgets.get('n'))))")
+    commit_all(mesh_repo, "exported flow")
+
+    mesh = discover.scan(mesh_repo)
+    assert mesh.problems == ()
+    flow = mesh.find(flow_def.rel)
+    # validates and plans: the Jobs path has no extension, as for a .py notebook
+    dev = context.detect(mesh_repo, env="dev", environ={})
+    [job] = plan.build(dev, mesh, [flow])
+    assert [t["notebook_task"]["notebook_path"] for t in job.payload["tasks"]] == [
+        f"{flow_def.rel}/report"
+    ]
+    # runs
+    ctx = context.detect(mesh_repo, env="local", environ={})
+    result = flowrun.run_flow(ctx, mesh, flow, flowrun.RunOptions(progress=False))
+    assert result.ok, [t.error for t in result.record.tasks]
+    assert result.task_values[("report", "n")] == 4
+    schema = naming.for_notebook(ctx, folder / "report.ipynb").schema
+    assert result.tables() == {f"{schema}.counted": 4}
+
+
+def test_notebook_run_of_a_missing_notebook_names_both_suffixes(repo: Path) -> None:
+    folder = repo / FlowDef(name="demo").rel
+    (folder / "deployment.yml").write_text("tasks:\n  - task_key: caller\n")
+    (folder / "caller.py").write_text("dbutils.notebook.run('./nothing', 60)\n")
+    result = run(repo)
+    assert not result.ok
+    error = result.record.tasks[0].error
+    assert "dbutils.notebook.run('./nothing'): no notebook at " in error
+    assert error.endswith(f"{folder.resolve()}/nothing(.py|.ipynb)")

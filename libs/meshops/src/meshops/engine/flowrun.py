@@ -27,7 +27,12 @@ from meshops.context import Context
 from meshops.discover import Flow, Mesh
 from meshops.engine import session
 from meshops.engine.dbutils import LocalDbutils, TaskValues
-from meshops.engine.notebook import NotebookError, NotebookRunner, TaskInterrupted
+from meshops.engine.notebook import (
+    NotebookError,
+    NotebookRunner,
+    TaskInterrupted,
+    databricks_globals,
+)
 from meshops.engine.output import task_output
 from meshops.engine.runs import RunRecord, RunStore, TaskRecord
 from meshops.engine.scheduler import Node, Outcome, Scheduler, Status, TaskFailed, result_state
@@ -211,49 +216,82 @@ class _Notebooks:
     values: dict[tuple[str, str], Any]
 
     def run(self, path: Path, widgets: Mapping[str, str], task_key: str) -> str | None:
-        """Run `path`; its `dbutils.notebook.exit` value, if any."""
+        """Run `path` (.py or .ipynb); its `dbutils.notebook.exit` value, if any."""
         dbutils = LocalDbutils(
             state=self.state,
-            notebook_path=naming.notebook_key(self.ctx, path),
+            # workspace notebook paths have no extension, for .ipynb as for .py
+            notebook_path=naming.notebook_key(
+                self.ctx, path.with_suffix("") if path.suffix == ".ipynb" else path
+            ),
             user=self.ctx.user_slug,
             widgets=widgets,
             task_values=TaskValues(task_key, self.values),
             run_notebook=lambda other, args: self.child(path, other, args),
         )
-        namespace: dict[str, Any] = {
-            "__name__": "__main__",
-            "spark": self.spark,
-            "dbutils": dbutils,
-            "display": display,
-            "displayHTML": print,
-        }
-        if session.mode(self.spark) == "local":
-            namespace["sc"] = self.spark.sparkContext
+        namespace = databricks_globals(self.spark, dbutils, display)
         runner = NotebookRunner(namespace, run_sql=self.spark.sql, show=display)
         try:
             return runner.run(path)
         except NotebookError as exc:
-            where = display_path(exc.path, self.ctx.repo_root) + (
-                f":{exc.line}" if exc.line else ""
-            )
+            where = exc.location(display_path(exc.path, self.ctx.repo_root))
             raise TaskFailed(f"{where}: {exc.reason}", exc.details) from exc
 
     def child(self, parent: Path, other: str, args: Mapping[str, str]) -> str | None:
         """`dbutils.notebook.run`: another notebook with its own globals and widgets."""
-        path = (parent.parent / other).resolve()
-        path = path if path.suffix == ".py" else path.with_suffix(".py")
-        if not path.is_file():
-            raise TaskFailed(f"dbutils.notebook.run({other!r}): no notebook at {path}")
+        from meshops.engine.notebook import NOTEBOOK_SUFFIXES, find_notebook
+
+        target = (parent.parent / other).resolve()
+        path = find_notebook(target)  # `x` is x.py, else the exported x.ipynb, as %run finds it
+        if path is None:
+            shown = target if target.suffix in NOTEBOOK_SUFFIXES else f"{target}(.py|.ipynb)"
+            raise TaskFailed(f"dbutils.notebook.run({other!r}): no notebook at {shown}")
         return self.run(path, {**naming.widgets(self.ctx), **args}, path.stem)
 
 
 def display(obj: Any, *args: Any, **kwargs: Any) -> None:
-    """Databricks' display(): a table of the first rows, in the task's log."""
-    show = getattr(obj, "show", None)
-    if callable(show) and hasattr(obj, "schema"):
-        show(20, truncate=False)
+    """Databricks' display(), as text in the task's log; any object, since notebooks pass any.
+
+    Spark DataFrames show their first rows (a failing query still fails the cell, as in the
+    workspace); pandas objects their head; figures only a note (no GUI); anything else its repr.
+    """
+    if _is_spark_dataframe(obj) and getattr(obj, "isStreaming", False) is not True:
+        obj.show(20, truncate=False)
     else:
-        print(obj)
+        print(_display_text(obj))
+
+
+def _is_spark_dataframe(obj: Any) -> bool:
+    module = type(obj).__module__ or ""
+    return (
+        module.startswith("pyspark.sql")
+        and hasattr(obj, "schema")
+        and callable(getattr(obj, "show", None))
+    )
+
+
+def _defined(kind: type) -> set[str]:
+    """Names the class (or a base other than object) defines itself."""
+    return {name for base in kind.__mro__ if base is not object for name in vars(base)}
+
+
+def _display_text(obj: Any) -> str:
+    """The text display() prints for anything but a Spark DataFrame."""
+    kind = type(obj)
+    try:
+        if _is_spark_dataframe(obj):
+            return f"<streaming DataFrame {obj.schema.simpleString()}: not displayed locally>"
+        figure: Any = obj if hasattr(obj, "savefig") else getattr(obj, "figure", None)
+        if (kind.__module__ or "").startswith("matplotlib") and hasattr(figure, "savefig"):
+            return f"<matplotlib figure, {len(figure.axes)} axes: produced, not shown locally>"
+        if callable(getattr(obj, "to_string", None)) and callable(getattr(obj, "head", None)):
+            return str(obj.head(20).to_string())
+        if isinstance(obj, str):
+            return obj
+        if "__repr__" not in _defined(kind) and hasattr(obj, "_repr_html_"):
+            return f"<{kind.__name__}: HTML output, not shown locally>"
+        return repr(obj)
+    except Exception as exc:  # display must never fail a notebook over how to print something
+        return f"<{kind.__name__}: not displayable locally ({type(exc).__name__}: {exc})>"
 
 
 def _install_display() -> None:
@@ -302,8 +340,14 @@ def _interrupt(spark: SparkSession, tag: str | None, thread: threading.Thread) -
 
 @contextmanager
 def _flow_environment(ctx: Context, flow: Flow, state: StatePaths) -> Iterator[None]:
-    """What a job run gives a notebook: its folder as working directory, MLflow configured."""
+    """What a job run from a Git folder gives a notebook: its folder as working directory,
+    that folder and the repository root on sys.path, `/Volumes` and `/dbfs` for plain Python,
+    MLflow configured. All restored after the run.
+    """
+    from meshops.engine.paths import databricks_paths, import_roots
+
     _install_display()
+    folder = flow.folder(ctx.repo_root)
     saved_cwd = Path.cwd()
     tracking = f"sqlite:///{state.mlflow_db}"
     env = {
@@ -316,9 +360,10 @@ def _flow_environment(ctx: Context, flow: Flow, state: StatePaths) -> Iterator[N
     saved_env = {k: os.environ.get(k) for k in env}
     state.root.mkdir(parents=True, exist_ok=True)
     os.environ.update(env)
-    os.chdir(flow.folder(ctx.repo_root))
+    os.chdir(folder)
     try:
-        yield
+        with import_roots(folder, ctx.repo_root), databricks_paths(state):
+            yield
     finally:
         os.chdir(saved_cwd)
         for key, value in saved_env.items():
