@@ -85,7 +85,10 @@ def test_save_as_table_modes(uc: SparkSession, schema: str) -> None:
     assert rows(uc.table(name)) == [(1, "a"), (2, "b")]  # appended by column name
 
     other = uc.createDataFrame([(1.5,)], "x double")
-    other.write.mode("overwrite").saveAsTable(name)
+    # a Delta table keeps its schema on overwrite unless told otherwise, as on Databricks
+    with pytest.raises(AnalysisException, match="DELTA_METADATA_MISMATCH"):
+        other.write.mode("overwrite").saveAsTable(name)
+    other.write.mode("overwrite").option("overwriteSchema", "true").saveAsTable(name)
     assertDataFrameEqual(uc.table(name), other)
 
 
@@ -112,7 +115,7 @@ def test_sql_and_insert_writes(uc: SparkSession, schema: str) -> None:
     assert (details["Catalog"], details["Database"], details["Provider"]) == (
         SAMPLES,
         schema,
-        "parquet",
+        "delta",
     )
 
 
@@ -143,8 +146,11 @@ def test_dataframe_writer_v2(uc: SparkSession, schema: str) -> None:
     assert uc.table(t).count() == 1
     df.writeTo(f"{SAMPLES}.{schema}.wp").partitionedBy(df.p).create()
     assert uc.table(f"{SAMPLES}.{schema}.wp").count() == 2
-    with pytest.raises(AnalysisException, match="does not support dynamic overwrite"):
-        df.writeTo(f"{SAMPLES}.{schema}.wp").overwritePartitions()
+    # Delta overwrites just the partitions the rows fall in
+    uc.createDataFrame([(9, 1)], "id int, p int").writeTo(
+        f"{SAMPLES}.{schema}.wp"
+    ).overwritePartitions()
+    assert rows(uc.table(f"{SAMPLES}.{schema}.wp")) == [(1, 0), (9, 1)]
 
 
 def test_use_schema_then_short_names(uc: SparkSession, schema: str) -> None:

@@ -211,7 +211,11 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
           "MERGE INTO, UPDATE and DELETE FROM need a Delta table, and "
               + fullName(ident)
               + " is "
-              + ((V1Table) table).catalogTable().provider().getOrElse(() -> "not Delta")
+              + ((V1Table) table)
+                  .catalogTable()
+                  .provider()
+                  .getOrElse(() -> "not Delta")
+                  .toLowerCase(Locale.ROOT)
               + ": recreate it as Delta (the default format) or overwrite it");
     }
     return writable(ident, table, null);

@@ -52,7 +52,10 @@ def repo(mesh_repo: Path, spark: Any) -> Path:
     session.register_catalogs(spark, ["samples"])
     spark.sql("CREATE SCHEMA IF NOT EXISTS samples.nyctaxi")
     trips = taxigen().generate(TRIPS, seed=5).to_pandas()
-    spark.createDataFrame(trips).write.mode("overwrite").saveAsTable("samples.nyctaxi.trips")
+    # other tests of this process may have left trips of another shape: replace it whole
+    spark.createDataFrame(trips).write.mode("overwrite").option(
+        "overwriteSchema", "true"
+    ).saveAsTable("samples.nyctaxi.trips")
     commit_all(mesh_repo, "taximodel flow")
     return mesh_repo
 
