@@ -1,4 +1,4 @@
-"""Delta Lake on three-level names, as a Databricks runtime behaves: the local session's table format.
+"""Delta Lake on three-level names: the local session's table format, as on Databricks.
 
 The notebook-shaped corpus (libs/meshops/tests/compat) covers each construct as users write it;
 these tests pin the catalog plugin's part: what reaches Delta, and what Delta hands back.
@@ -112,8 +112,7 @@ def test_liquid_clustering_from_sql_and_from_the_writer(spark: SparkSession, sch
 def test_change_data_feed_by_name(spark: SparkSession, schema: str) -> None:
     table = f"{schema}.feed"
     spark.sql(
-        f"CREATE TABLE {table} (id INT, v STRING) "
-        "TBLPROPERTIES (delta.enableChangeDataFeed = true)"
+        f"CREATE TABLE {table} (id INT, v STRING) TBLPROPERTIES (delta.enableChangeDataFeed = true)"
     )
     spark.sql(f"INSERT INTO {table} VALUES (1, 'a'), (2, 'b')")
     spark.sql(f"UPDATE {table} SET v = 'c' WHERE id = 2")
@@ -135,5 +134,7 @@ def test_writes_through_delta_are_recorded_for_the_run_summary(
     with session.task_tag(spark, tag):
         spark.range(2).write.saveAsTable(f"{schema}.a")
         spark.sql(f"CREATE TABLE {schema}.b AS SELECT 1 AS id")
-        spark.sql(f"MERGE INTO {schema}.a t USING {schema}.b s ON t.id = s.id WHEN MATCHED THEN DELETE")
+        spark.sql(
+            f"MERGE INTO {schema}.a t USING {schema}.b s ON t.id = s.id WHEN MATCHED THEN DELETE"
+        )
     assert session.drain_writes(spark, tag) == [f"{schema}.a", f"{schema}.b"]

@@ -377,7 +377,7 @@ def test_grants_are_recorded_not_enforced(
 
 @pytest.mark.spark
 def test_databricks_settings_warn_once_instead_of_failing(uc: SparkSession) -> None:
-    key = "spark.databricks.delta.optimizeWrite.enabled"
+    key = "spark.databricks.io.cache.enabled"
     with pytest.warns(DatabricksOnlyConfig, match=rf"{key}.*no effect on local Spark"):
         uc.conf.set(key, "true")
     with warnings.catch_warnings():
@@ -390,6 +390,9 @@ def test_databricks_settings_warn_once_instead_of_failing(uc: SparkSession) -> N
     with pytest.raises(AnalysisException, match="CANNOT_MODIFY_STATIC_CONFIG"):
         uc.conf.set("spark.sql.warehouse.dir", "/elsewhere")  # fixed on Databricks too
     uc.conf.set("spark.sql.shuffle.partitions", "4")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Delta's own settings keep the prefix and do work
+        uc.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
 
 
 @pytest.mark.spark

@@ -321,6 +321,8 @@ def local_conf(options: SessionOptions, jar: Path, delta: Iterable[Path] = ()) -
                 "spark.sql.sources.default": "delta",
                 # a Delta log is replayed with 50 tasks by default: too many for a laptop's tables
                 "spark.databricks.delta.snapshotPartitions": "2",
+                # VACUUM lists files with this many tasks (default 10,000: minutes on a laptop)
+                "spark.sql.sources.parallelPartitionDiscovery.parallelism": "4",
                 # Delta's SQL parser drops named and positional parameters (spark.sql(q, args))
                 # since Spark 4.1 binds them while parsing (delta-io/delta#7640): bind them as
                 # Spark 4.0 (Databricks Runtime 17.3) does, where a constant may stand

@@ -154,8 +154,12 @@ _DATABRICKS_PREFIXES = ("spark.databricks.", "databricks.")
 _CLUSTER_PREFIXES = ("spark.hadoop.", "spark.executor.", "spark.driver.", "spark.task.")
 
 
+_DELTA_PREFIX = "spark.databricks.delta."
+"""Delta Lake's own settings keep Databricks' prefix and do work locally."""
+
+
 def _databricks_only_key(key: str) -> bool:
-    return key.startswith(_DATABRICKS_PREFIXES)
+    return key.startswith(_DATABRICKS_PREFIXES) and not key.startswith(_DELTA_PREFIX)
 
 
 def _cluster_key(key: str) -> bool:
