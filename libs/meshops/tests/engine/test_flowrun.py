@@ -181,3 +181,22 @@ def test_notebook_run_of_a_missing_notebook_names_both_suffixes(repo: Path) -> N
     error = result.record.tasks[0].error
     assert "dbutils.notebook.run('./nothing'): no notebook at " in error
     assert error.endswith(f"{folder.resolve()}/nothing(.py|.ipynb)")
+
+
+def test_a_tasks_use_catalog_does_not_leak_into_the_next_task(repo: Path) -> None:
+    folder = repo / FlowDef(name="demo").rel
+    (folder / "write.py").write_text(
+        "# Databricks notebook source\n"
+        "spark.sql('USE CATALOG samples')\n"
+        "spark.sql('USE SCHEMA nyctaxi')\n"
+        "assert spark.table('trips').count() == 3\n"
+    )
+    (folder / "read.py").write_text(
+        "# Databricks notebook source\n"
+        "dbutils.notebook.exit(spark.catalog.currentCatalog() + '.' + "
+        "spark.catalog.currentDatabase())\n"
+    )
+    commit_all(repo, "use catalog in one task")
+    result = run(repo)
+    assert result.ok, result.record.tasks
+    assert result.record.tasks[1].result == "spark_catalog.default"

@@ -309,8 +309,13 @@ def _install_display() -> None:
 
 @contextmanager
 def _spark_group(spark: SparkSession, tag: str) -> Iterator[None]:
-    """Tag the task's Spark jobs (to cancel them on timeout) and record its writes."""
-    with session.task_tag(spark, tag):
+    """Tag the task's Spark jobs (to cancel them on timeout) and record its writes.
+
+    Tasks share one session here, while each Databricks task gets its own: a task's
+    `USE CATALOG`/`USE SCHEMA` is undone when it ends, so the next task starts where a
+    notebook does.
+    """
+    with session.task_tag(spark, tag), _same_namespace_after(spark):
         if session.mode(spark) == "local":
             spark.sparkContext.setJobGroup(tag, tag, interruptOnCancel=True)
             try:
@@ -323,6 +328,16 @@ def _spark_group(spark: SparkSession, tag: str) -> Iterator[None]:
                 yield
             finally:
                 spark.removeTag(tag)
+
+
+@contextmanager
+def _same_namespace_after(spark: SparkSession) -> Iterator[None]:
+    catalog, schema = spark.catalog.currentCatalog(), spark.catalog.currentDatabase()
+    try:
+        yield
+    finally:
+        spark.catalog.setCurrentCatalog(catalog)
+        spark.catalog.setCurrentDatabase(schema)
 
 
 def _interrupt(spark: SparkSession, tag: str | None, thread: threading.Thread) -> None:

@@ -1,12 +1,13 @@
 # Databricks notebook source
 # MAGIC %md
 # MAGIC # Load trips
-# MAGIC Cleans the landed taxi trip files (parquet) into `samples.nyctaxi.trips`, the table
-# MAGIC every taxinyc flow reads, under the same name as Databricks' built-in sample.
+# MAGIC Cleans the landed taxi trip files (parquet) and upserts them by `trip_id` into
+# MAGIC `samples.nyctaxi.trips`, the table every taxinyc flow reads, under the same name as
+# MAGIC Databricks' built-in sample. Loading the same files again changes nothing.
 
 # COMMAND ----------
 
-from taxinyc.ingest import clean_trips
+from taxinyc.ingest import TRIPS_SCHEMA, clean_trips, merge_trips_sql
 
 # COMMAND ----------
 
@@ -14,6 +15,10 @@ dbutils.widgets.text("landing_path", "/Volumes/samples/nyctaxi/landing/trips")
 landing_path = dbutils.widgets.get("landing_path")
 
 spark.sql("CREATE SCHEMA IF NOT EXISTS samples.nyctaxi")
+spark.sql(f"CREATE TABLE IF NOT EXISTS samples.nyctaxi.trips ({TRIPS_SCHEMA.toDDL()})")
+
+# COMMAND ----------
+
 raw = spark.read.parquet(landing_path)
-trips = clean_trips(raw)
-trips.write.mode("overwrite").saveAsTable("samples.nyctaxi.trips")
+clean_trips(raw).createOrReplaceTempView("landed_trips")
+display(spark.sql(merge_trips_sql("samples.nyctaxi.trips", "landed_trips")))

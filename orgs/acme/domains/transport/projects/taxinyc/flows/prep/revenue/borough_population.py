@@ -18,6 +18,10 @@ db = dbname(db="revenue", cat=catalog)
 spark.sql(f"CREATE SCHEMA IF NOT EXISTS {db}")
 census = pd.read_csv("static_data/borough_population_2020.csv")
 result = borough_population(census, spark)
-result.write.mode("overwrite").saveAsTable(
-    tablename(tbl="borough_population", db="revenue", cat=catalog)
+# published: liquid clustering for readers' filters, change data feed for consumers
+(
+    result.writeTo(tablename(tbl="borough_population", db="revenue", cat=catalog))
+    .clusterBy("borough")
+    .tableProperty("delta.enableChangeDataFeed", "true")
+    .createOrReplace()
 )

@@ -16,6 +16,10 @@ db = dbname(db="revenue", cat=catalog)
 spark.sql(f"CREATE SCHEMA IF NOT EXISTS {db}")
 trips = spark.table("samples.nyctaxi.trips")
 result = revenue_by_borough(trips)
-result.write.mode("overwrite").saveAsTable(
-    tablename(tbl="revenue_by_borough", db="revenue", cat=catalog)
+# published: liquid clustering for readers' filters, change data feed for consumers
+(
+    result.writeTo(tablename(tbl="revenue_by_borough", db="revenue", cat=catalog))
+    .clusterBy("borough")
+    .tableProperty("delta.enableChangeDataFeed", "true")
+    .createOrReplace()
 )

@@ -16,6 +16,10 @@ db = dbname(db="revenue", cat=catalog)
 spark.sql(f"CREATE SCHEMA IF NOT EXISTS {db}")
 trips = spark.table("samples.nyctaxi.trips")
 result = revenue_by_tripmonth(trips)
-result.write.mode("overwrite").saveAsTable(
-    tablename(tbl="revenue_by_tripmonth", db="revenue", cat=catalog)
+# published: liquid clustering for readers' filters, change data feed for consumers
+(
+    result.writeTo(tablename(tbl="revenue_by_tripmonth", db="revenue", cat=catalog))
+    .clusterBy("trip_month")
+    .tableProperty("delta.enableChangeDataFeed", "true")
+    .createOrReplace()
 )

@@ -15,6 +15,10 @@ catalog = catname_from_path()
 revenue = spark.table(tablename(tbl="revenue_by_borough", db="revenue", cat=catalog))
 population = spark.table(tablename(tbl="borough_population", db="revenue", cat=catalog))
 result = revenue_per_inhabitant(revenue, population)
-result.write.mode("overwrite").saveAsTable(
-    tablename(tbl="revenue_per_inhabitant", db="revenue", cat=catalog)
+# published: liquid clustering for readers' filters, change data feed for consumers
+(
+    result.writeTo(tablename(tbl="revenue_per_inhabitant", db="revenue", cat=catalog))
+    .clusterBy("borough")
+    .tableProperty("delta.enableChangeDataFeed", "true")
+    .createOrReplace()
 )

@@ -1,14 +1,15 @@
-"""clean_trips: types, dropped rows, labels for unknown places, de-duplication."""
+"""clean_trips: types, dropped rows, labels for unknown places, de-duplication; the MERGE."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
-from taxinyc.ingest import TRIPS_SCHEMA, clean_trips
+from taxinyc.ingest import TRIPS_SCHEMA, clean_trips, merge_trips_sql
 
 pytestmark = pytest.mark.spark
 
@@ -85,3 +86,32 @@ def test_clean_trips_names_missing_columns(spark: SparkSession) -> None:
     raw = spark.createDataFrame([raw_row(1)], RAW).drop("fare_amount", "payment_type")
     with pytest.raises(ValueError, match="lacks column\\(s\\) fare_amount, payment_type"):
         clean_trips(raw)
+
+
+def test_merge_trips_sql_upserts_by_trip_id_and_skips_unchanged_trips(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    table = f"delta.`{tmp_path / 'trips'}`"
+    loaded = clean_trips(spark.createDataFrame([raw_row(1), raw_row(2), raw_row(3)], RAW))
+    loaded.write.format("delta").save(str(tmp_path / "trips"))
+    redelivered = clean_trips(
+        spark.createDataFrame(
+            [
+                raw_row(1),  # unchanged
+                raw_row(2, tip_amount=3.0, total_amount=17.0),  # corrected
+                raw_row(3, passenger_count=None),  # a value became null
+                raw_row(4),  # new
+            ],
+            RAW,
+        )
+    )
+    redelivered.createOrReplaceTempView("redelivered_trips")
+    metrics = spark.sql(merge_trips_sql(table, "redelivered_trips")).first()
+    assert metrics is not None
+    assert (metrics["num_inserted_rows"], metrics["num_updated_rows"]) == (1, 2)
+    assertDataFrameEqual(spark.table(table), redelivered)
+
+    again = spark.sql(merge_trips_sql(table, "redelivered_trips")).first()
+    assert again is not None
+    assert (again["num_affected_rows"], again["num_inserted_rows"]) == (0, 0)
+    assertDataFrameEqual(spark.table(table), redelivered)

@@ -11,6 +11,10 @@ Cleaning rules, applied in this order:
    TLC's own zone table calls it), so revenue is never lost from the totals; a null
    payment type becomes `unknown`. A null passenger count stays null (not recorded).
 4. A trip delivered twice (same `trip_id`) is kept once.
+
+The clean trips are upserted into the table by `trip_id` (`merge_trips_sql`): a trip
+delivered again in a later file replaces its earlier version only if a value changed, so
+loading the same files again changes no row (the MERGE inserts and updates nothing).
 """
 
 from __future__ import annotations
@@ -89,3 +93,19 @@ def clean_trips(raw: DataFrame) -> DataFrame:
         }
     )
     return labelled.dropDuplicates(["trip_id"]).select(*TRIPS_SCHEMA.fieldNames())
+
+
+def merge_trips_sql(target: str, source: str) -> str:
+    """MERGE INTO `target` from `source` (a view of clean trips) by `trip_id`.
+
+    New trips are inserted; a known trip is updated only when one of its columns differs
+    (null-safe), so a rerun over the same landing files inserts and updates nothing.
+    """
+    changed = " OR ".join(
+        f"NOT (t.{name} <=> s.{name})" for name in TRIPS_SCHEMA.fieldNames() if name != "trip_id"
+    )
+    return (
+        f"MERGE INTO {target} AS t USING {source} AS s ON t.trip_id = s.trip_id "
+        f"WHEN MATCHED AND ({changed}) THEN UPDATE SET * "
+        "WHEN NOT MATCHED THEN INSERT *"
+    )
