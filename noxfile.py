@@ -88,6 +88,7 @@ def validate(session: nox.Session) -> None:
 TAXI = "orgs/acme/domains/transport/projects/taxinyc/flows"
 DEMO_FLOWS = [
     f"{TAXI}/prep/ingest",
+    f"{TAXI}/prep/zones",
     f"{TAXI}/prep/revenue",
     "orgs/acme/domains/finance/projects/reporting/flows/prep/revenue_share",
     f"{TAXI}/ml/taximodel",
@@ -103,7 +104,7 @@ def run(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """From nothing to tables: sample trips, ingest, revenue, finance and the ML flow (twice)."""
+    """From nothing to tables: sample trips, ingest, zones, revenue, finance, the ML flow (twice)."""
     install_workspace(session, dev=False)
     env = spark_env(session)
     rows = os.environ.get("MESHOPS_DEMO_ROWS", "100000")
