@@ -104,7 +104,7 @@ def run(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """From nothing to tables: sample trips, ingest, zones, revenue, finance, the ML flow (twice)."""
+    """From nothing to tables: trips, ingest, zones, revenue, finance, the ML flow (twice)."""
     install_workspace(session, dev=False)
     env = spark_env(session)
     rows = os.environ.get("MESHOPS_DEMO_ROWS", "100000")
