@@ -3,21 +3,38 @@
 Create-or-update by job name from one paged jobs list per deploy (never a
 lookup per job). Each payload's content hash rides in a job tag, so an
 unchanged job costs no write. Writes run with bounded concurrency and the SDK's
-own retries; a create that failed may still have landed (the SDK retries
-timeouts, even of creates), so the job is looked up by name before creating it
-again. A partial failure reports every job's outcome and exits non-zero;
+own retries, except creates: a create is sent once (a retry of a create whose
+answer was lost makes a second job), and after any failure the job is looked up
+by name, flow and hash before it is created again, at most `CREATE_ATTEMPTS`
+times. A partial failure reports every job's outcome and exits non-zero;
 running again converges, since every step is keyed by job name and hash.
+
+A deploy holds a lock file in the target (`<artifacts_path>/<deployment>/
+.meshops/deploy.lock`, create-if-absent) from the jobs list to the last write,
+so two deploys of the same deployment never both create a job. SIGINT/SIGTERM
+stop new writes, let in-flight ones finish and report what was done, failed and
+not attempted (exit 130/143); a second signal aborts at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from types import FrameType
 
-from meshops import config, discover, plan
+from meshops import config, discover, naming, plan
 from meshops.context import SEMVER_TAG, Context, git, worktree_is_clean
 from meshops.discover import Flow, Mesh
 from meshops.errors import InvalidInput, MeshopsError
@@ -25,6 +42,8 @@ from meshops.plan import JobPlan
 from meshops.targets.base import DeployedJob, Target, one_line
 
 UNRESOLVED = "unresolved:"
+CREATE_ATTEMPTS = 3  # creates sent per job per deploy; each after a lookup by name found none
+LOCK_FILE = ".meshops/deploy.lock"
 
 
 class Action(StrEnum):
@@ -34,6 +53,15 @@ class Action(StrEnum):
     FAILED = "failed"
     WOULD_CREATE = "would create"
     WOULD_UPDATE = "would update"
+    NOT_ATTEMPTED = "not attempted"
+
+
+class DeployInterrupted(MeshopsError):
+    """A signal stopped the deploy: 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -54,6 +82,8 @@ class DeployReport:
     dry_run: bool
     results: list[JobResult] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
+    interrupted: int | None = None
+    """The signal that stopped the deploy, if one did."""
 
     @property
     def failed(self) -> list[JobResult]:
@@ -63,8 +93,17 @@ class DeployReport:
         return sum(1 for r in self.results if r.action == action)
 
     def check(self) -> None:
-        """Exit 1 with one line when any job failed; the table has every reason."""
+        """Exit non-zero with one line when interrupted or any job failed; the table has every
+        job's outcome and reason."""
         failed = self.failed
+        if self.interrupted is not None:
+            done = self.count(Action.CREATED) + self.count(Action.UPDATED)
+            raise DeployInterrupted(
+                f"interrupted by {signal.Signals(self.interrupted).name}: {done} written, "
+                f"{len(failed)} failed, {self.count(Action.NOT_ATTEMPTED)} not attempted; "
+                "deploy again to finish",
+                128 + self.interrupted,
+            )
         if not failed:
             return
         shown = "; ".join(f"{r.job} ({r.reason})" for r in failed[:3])
@@ -175,7 +214,11 @@ def _needs_clusters(plans: Sequence[JobPlan]) -> bool:
 
 
 def plans_for(ctx: Context, mesh: Mesh, flows: Sequence[Flow], target: Target) -> list[JobPlan]:
-    """Plans for the target; tasks naming an existing cluster get its id from the workspace."""
+    """Plans for the target; tasks naming an existing cluster get its id from the workspace.
+
+    No name of a flow deployed here may be a prod name of any flow of the mesh.
+    """
+    naming.check_mesh(ctx, [f.rel for f in flows], [f.rel for f in mesh.flows])
     plans = plan.build(ctx, mesh, flows)
     if target.kind != "databricks" or not _needs_clusters(plans):
         return plans
@@ -189,6 +232,149 @@ def plans_for(ctx: Context, mesh: Mesh, flows: Sequence[Flow], target: Target) -
         return ids[name]
 
     return plan.build(ctx, mesh, flows, cluster_ids=resolve)
+
+
+# ---------------------------------------------------------------- stopping and locking
+
+
+@dataclass
+class Stop:
+    """Set by the first SIGINT/SIGTERM: no new write starts; in-flight ones finish."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+    signum: int | None = None
+
+
+_ABORTED = (
+    "aborted: writes in flight may or may not have landed and the deploy lock stays; "
+    "deploy again with --force-lock to converge\n"
+)
+
+
+@contextmanager
+def interruptible(say: Callable[[str], None] | None = None) -> Iterator[Stop]:
+    """Turn SIGINT/SIGTERM into a graceful stop for the duration; a second signal exits at once.
+
+    Outside the main thread (where signal handlers cannot be set) the Stop is never set.
+    """
+    stop = Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    tell = say or (lambda line: sys.stderr.write(line + "\n"))
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if stop.signum is not None:
+            sys.stderr.write(_ABORTED)
+            sys.stderr.flush()
+            os._exit(128 + signum)
+        stop.signum = signum
+        stop.event.set()
+        tell(
+            f"{signal.Signals(signum).name}: stopping after the writes in flight "
+            "(press Ctrl-C again to abort at once)"
+        )
+
+    saved = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, previous in saved.items():
+            signal.signal(sig, previous)
+
+
+def lock_path(ctx: Context, artifacts_path: str) -> str:
+    """One lock per set of job names: prod (every release tag) or one dev deployment."""
+    return f"{artifacts_path}/{ctx.deployment}/{LOCK_FILE}"
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    id: str
+    user: str
+    host: str
+    pid: int
+    since: str
+    env: str
+    deployment: str
+
+    @classmethod
+    def me(cls, ctx: Context) -> LockHolder:
+        return cls(
+            id=uuid.uuid4().hex,
+            user=ctx.user,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            since=datetime.now(UTC).isoformat(timespec="seconds"),
+            env=ctx.env,
+            deployment=ctx.deployment,
+        )
+
+    @classmethod
+    def parse(cls, data: bytes | None) -> LockHolder | None:
+        try:
+            raw = json.loads(data or b"")
+            return cls(**{k: raw[k] for k in cls.__dataclass_fields__})
+        except (ValueError, TypeError, KeyError):
+            return None
+
+    def encode(self) -> bytes:
+        return json.dumps(self.__dict__, indent=2).encode()
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.host} (pid {self.pid}) since {self.since}, env {self.env}"
+
+
+@contextmanager
+def deploy_lock(
+    target: Target, path: str, me: LockHolder, *, force: bool = False
+) -> Iterator[None]:
+    """Hold the deploy lock file at `path` (create-if-absent) for the duration.
+
+    A lock that is there already refuses the deploy with its holder, unless `force`
+    (a lock left by a deploy that died). Released at the end, failed or not, if still ours.
+    """
+    _acquire(target, path, me, force=force)
+    try:
+        yield
+    finally:
+        try:
+            if LockHolder.parse(target.read_file(path)) == me:
+                target.delete_file(path)
+        except Exception as exc:
+            sys.stderr.write(
+                f"warning: could not release the deploy lock {path} ({one_line(exc)}); "
+                "the next deploy needs --force-lock\n"
+            )
+
+
+def _acquire(target: Target, path: str, me: LockHolder, *, force: bool) -> None:
+    try:
+        for _ in range(2):
+            if target.create_file(path, me.encode()):
+                return
+            data = target.read_file(path)
+            holder = LockHolder.parse(data)
+            if holder == me:
+                return  # our own create, whose answer was lost and retried
+            if data is None:
+                continue  # released in between: try again
+            if not force:
+                held = str(holder) if holder else "an unreadable holder"
+                raise MeshopsError(
+                    f"another deploy holds the lock {path}: {held}; wait for it to finish, or "
+                    "pass --force-lock if that deploy is gone"
+                )
+            target.delete_file(path)
+            force = False  # take it over once; someone racing for it too wins fairly
+    except MeshopsError:
+        raise
+    except Exception as exc:
+        raise MeshopsError(
+            f"cannot take the deploy lock {path}: {one_line(exc)}; check access to "
+            "meshops.artifacts_path and deploy again"
+        ) from None
+    raise MeshopsError(f"the deploy lock {path} changed hands while taking it: deploy again")
 
 
 # ---------------------------------------------------------------- applying
@@ -225,31 +411,52 @@ def decide(
     return decisions
 
 
-def _create(target: Target, p: JobPlan) -> int:
-    """Create the job; after an error, adopt it if it landed anyway, else create once more."""
+def _landed(target: Target, p: JobPlan) -> list[DeployedJob]:
+    """Jobs of this plan that are there: same name, managed, same flow and content hash."""
+    return sorted(
+        (
+            j
+            for j in target.jobs_named(p.job_name)
+            if j.managed and j.flow == p.flow.rel and j.content_hash == p.content_hash
+        ),
+        key=lambda j: j.job_id,
+    )
+
+
+def _create(target: Target, p: JobPlan, stop: threading.Event | None = None) -> int:
+    """Create the job so that a lost or failed answer never leaves two.
+
+    Each create is sent once (targets never retry it underneath). After any error the job may
+    have landed anyway, so it is looked up by name: found, it is adopted (extra copies
+    deleted, permissions set); not found, it is created again, up to `CREATE_ATTEMPTS` sends.
+    """
     payload, acl = p.tagged_payload(), p.permissions()
-    try:
-        return target.create_job(payload, acl)
-    except Exception as first:
+    attempt = 0
+    while True:
+        attempt += 1
         try:
-            found = target.jobs_named(p.job_name)
-        except Exception:
-            raise first from None
-        landed = sorted(
-            (j for j in found if j.managed and j.content_hash == p.content_hash),
-            key=lambda j: j.job_id,
-        )
-        if not landed:
             return target.create_job(payload, acl)
-        for duplicate in landed[1:]:
-            target.delete_job(duplicate.job_id)
-        target.set_permissions(landed[0].job_id, acl)
-        return landed[0].job_id
+        except Exception as exc:
+            error = exc
+        try:
+            landed = _landed(target, p)
+        except Exception:
+            raise error from None  # cannot tell: report the create's error; a rerun adopts
+        if landed:
+            for duplicate in landed[1:]:
+                target.delete_job(duplicate.job_id)
+            target.set_permissions(landed[0].job_id, acl)
+            return landed[0].job_id
+        if attempt >= CREATE_ATTEMPTS or (stop is not None and stop.is_set()):
+            raise error
 
 
-def _write(target: Target, d: Decision) -> JobResult:
+def _write(target: Target, d: Decision, stop: threading.Event | None = None) -> JobResult:
     p = d.plan
     result = JobResult(p.flow.rel, p.job_name, d.action, _job_id(d))
+    if stop is not None and stop.is_set():
+        result.action = Action.NOT_ATTEMPTED
+        return result
     try:
         for duplicate in d.duplicates:
             target.delete_job(duplicate.job_id)
@@ -258,7 +465,11 @@ def _write(target: Target, d: Decision) -> JobResult:
                 str(j.job_id) for j in d.duplicates
             )
         if d.existing is None:
-            result.job_id = _create(target, p)
+            # a new dev deployment's schemas first, with the janitor's evidence: a failure
+            # leaves the job unwritten, so the next deploy tries both again
+            for schema, properties in p.schemas.items():
+                target.ensure_schema(schema, properties)
+            result.job_id = _create(target, p, stop)
         elif d.existing.content_hash != p.content_hash:
             target.reset_job(d.existing.job_id, p.tagged_payload())
             target.set_permissions(d.existing.job_id, p.permissions())
@@ -276,27 +487,35 @@ def apply(
     env: str,
     max_parallel: int = 8,
     dry_run: bool = False,
+    stop: Stop | None = None,
 ) -> DeployReport:
-    """Deploy `plans` to `target`; the report has one result per plan, in plan order."""
+    """Deploy `plans` to `target`; the report has one result per plan, in plan order.
+
+    Once `stop` is set no new write starts; the report marks those jobs not attempted.
+    """
     from meshops import wheels
 
     report = DeployReport(target=target.describe(), env=env, dry_run=dry_run)
     decisions = decide(plans, target.list_jobs(), dry_run=dry_run)
     writes = [] if dry_run else [i for i, d in enumerate(decisions) if d.action in _WRITES]
     changed = [decisions[i].plan for i in writes if _content_changed(decisions[i])]
-    if changed:  # wheels first: a written job must never name a missing wheel
-        report.uploads = wheels.publish(target, changed, repo_root, artifacts_path)
     results = [
         JobResult(d.plan.flow.rel, d.plan.job_name, d.action, _job_id(d), d.reason)
         for d in decisions
     ]
+    halted = stop.event if stop is not None else None
+    if changed and not (halted is not None and halted.is_set()):
+        # wheels first: a written job must never name a missing wheel
+        report.uploads = wheels.publish(target, changed, repo_root, artifacts_path)
     if writes:
         workers = max(1, min(max_parallel, len(writes)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="meshops-deploy") as pool:
-            futures = {i: pool.submit(_write, target, decisions[i]) for i in writes}
+            futures = {i: pool.submit(_write, target, decisions[i], halted) for i in writes}
             for i, future in futures.items():
                 results[i] = future.result()
     report.results = results
+    if stop is not None and stop.signum is not None:
+        report.interrupted = stop.signum
     return report
 
 
@@ -318,21 +537,35 @@ def deploy(
     target: Target,
     *,
     dry_run: bool = False,
+    force_lock: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> DeployReport:
-    """Plan `flows` for `ctx.env` (all validated first) and apply them to `target`."""
+    """Plan `flows` for `ctx.env` (all validated first) and apply them to `target`, holding
+    the deploy lock (not for a dry run, which writes nothing)."""
     if ctx.env not in ("dev", "prod"):
         raise InvalidInput(f"deploy --env {ctx.env}: deployments are dev or prod")
     cfg = config.load(ctx.repo_root)
-    plans = plans_for(ctx, mesh, flows, target)  # every flow valid before the first API call
-    return apply(
-        plans,
-        target,
-        repo_root=ctx.repo_root,
-        artifacts_path=cfg.settings.artifacts_path,
-        env=ctx.env,
-        max_parallel=cfg.settings.max_parallel_writes,
-        dry_run=dry_run,
-    )
+    with interruptible(say) as stop:
+        target.check_reachable()
+        plans = plans_for(ctx, mesh, flows, target)  # every flow valid before the first write
+
+        def run() -> DeployReport:
+            return apply(
+                plans,
+                target,
+                repo_root=ctx.repo_root,
+                artifacts_path=cfg.settings.artifacts_path,
+                env=ctx.env,
+                max_parallel=cfg.settings.max_parallel_writes,
+                dry_run=dry_run,
+                stop=stop,
+            )
+
+        if dry_run:
+            return run()
+        path = lock_path(ctx, cfg.settings.artifacts_path)
+        with deploy_lock(target, path, LockHolder.me(ctx), force=force_lock):
+            return run()
 
 
 def unpushed_warning(ctx: Context) -> str | None:

@@ -9,6 +9,7 @@ a laptop, in CI and in the workspace.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -27,6 +28,12 @@ from brickops.datamesh.parsepath.parse import parsepath
 from meshops import config
 from meshops.context import Context
 from meshops.errors import InvalidInput
+
+ENV_TOKENS = ("local", "dev", "prod")
+"""Reserved as `_`-separated parts of folder names. Every non-prod template carries `{env}`
+between underscores, so every dev or local name has the part `dev` or `local`; a prod name is
+made of folder names and the part `prod`. With no folder holding an env part, no dev or local
+name can equal any flow's prod name, whatever the user and branch (see `check_mesh`)."""
 
 _bind_lock = threading.Lock()
 _bound_root: Path | None = None
@@ -109,6 +116,20 @@ def _parse(ctx: Context, notebook: str | Path) -> tuple[str, str]:
             f"{key.lstrip('/')}: not under orgs/<org>/domains/<domain>/projects/<project>/"
             "flows/<prep|ml>/<flow>/"
         )
+    for kind, part in (
+        ("org", parsed.org),
+        ("domain", parsed.domain),
+        ("project", parsed.project),
+        ("flow", parsed.flow),
+    ):
+        reserved = [t for t in part.lower().split("_") if t in ENV_TOKENS]
+        if reserved:
+            raise InvalidInput(
+                f"{key.lstrip('/')}: {kind} folder {part!r} has {reserved[0]!r} as an "
+                "underscore-separated part, reserved for env names "
+                f"({', '.join(ENV_TOKENS)}) so that a dev name can never equal another flow's "
+                "prod name: rename the folder"
+            )
     return key, parsed.flow
 
 
@@ -160,3 +181,33 @@ def _guard_against_prod(ctx: Context, notebook: str | Path, names: Names) -> Non
             f"{config.CONFIG_FILE}: naming: {ctx.env} names equal prod names for {names.notebook}; "
             "add {env} and the git parts to the 'other' templates"
         )
+
+
+def check_mesh(ctx: Context, flows: Sequence[str], every_flow: Sequence[str]) -> None:
+    """No job, schema or pipeline name of `flows` in `ctx.env` may be a prod name of any flow
+    of the mesh (`every_flow`, repo-relative flow folders); one line names both flows.
+
+    The folder rule in `_parse` makes this impossible with templates that keep `{env}`; this
+    check holds for any templates the platform team may write.
+    """
+    if ctx.env == "prod":
+        return
+    prod_ctx = ctx.with_env("prod")
+    prod: dict[str, str] = {}
+    for rel in every_flow:
+        names = for_notebook(prod_ctx, f"{rel}/_.py")
+        for name in (names.job, names.schema, names.pipeline):
+            prod.setdefault(name, rel)
+    for rel in flows:
+        names = for_notebook(ctx, f"{rel}/_.py")
+        for kind, name in (
+            ("job", names.job),
+            ("schema", names.schema),
+            ("pipeline", names.pipeline),
+        ):
+            other = prod.get(name)
+            if other is not None:
+                raise InvalidInput(
+                    f"{ctx.env} {kind} name {name} of {rel} is the prod {kind} name of {other}: "
+                    "rename one of the two flow folders"
+                )

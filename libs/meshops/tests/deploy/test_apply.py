@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 LIST = "/api/2.2/jobs/list"
 CREATE = "/api/2.2/jobs/create"
+SCHEMAS = "/api/2.1/unity-catalog/schemas"
 RESET = "/api/2.2/jobs/reset"
 DELETE = "/api/2.2/jobs/delete"
 PERMS = "/api/2.0/permissions/jobs/"
@@ -99,6 +100,7 @@ def test_fifty_flows_then_five_changed_is_one_list_pass_and_five_writes(
         ("GET", LIST): 1,
         ("POST", CREATE): 50,  # permissions ride on the create
         ("PUT", FILES): 51,  # 50 project libs + common, each once
+        ("POST", SCHEMAS): 50,  # each new dev job's schema, with the janitor's evidence
     }
     jobs = {j["settings"]["name"]: j for j in ws.jobs().values()}
     for p in plans:
@@ -233,9 +235,10 @@ def test_partial_failure_reports_each_job_and_a_rerun_converges(
         f"1 of 4 jobs failed: {bad} (Internal error creating {bad}.); "
         "fix the cause and deploy again to converge"
     )
-    # after a failed create, the job was looked up by name before the one retry
+    # every failed create was followed by a lookup by name before anything else was sent
     named = [r for r in ws.request_log.filter("GET", LIST) if r.query.get("name") == bad]
-    assert len(named) == 1
+    assert len(named) == deploy.CREATE_ATTEMPTS
+    assert ws.request_log.count("POST", CREATE, status=500) == deploy.CREATE_ATTEMPTS
     assert [j["settings"]["name"] for j in ws.jobs().values()].count(bad) == 0
 
     target.create_job = original  # type: ignore[method-assign]
@@ -347,3 +350,23 @@ def test_writes_run_concurrently_up_to_the_bound(tmp_path: Path, mesh50: Path) -
     report = run_apply(mesh50, target, plans_of(mesh50)[:6], max_parallel=bound)
     assert [r.action for r in report.results] == [Action.CREATED] * 6
     assert state["most"] == bound
+
+
+def test_a_new_dev_job_brings_its_schemas_with_evidence_and_foreign_ones_stay_bare(
+    ws: WorkspaceDouble, mesh50: Path
+) -> None:
+    target = DatabricksTarget(ws.client())
+    first, second = plans_of(mesh50)[:2]
+    (mine,) = first.schemas
+    (theirs,) = second.schemas
+    for name in {mine.split(".")[0], theirs.split(".")[0]}:
+        ws.add_catalog(name)
+    catalog, schema = theirs.split(".", 1)
+    ws.client().schemas.create(name=schema, catalog_name=catalog)  # someone else's, first
+    report = run_apply(mesh50, target, [first, second])
+    assert [r.action for r in report.results] == [Action.CREATED, Action.CREATED], report.results
+    client = ws.client()
+    assert client.schemas.get(mine).properties == {
+        "meshops.deployment": "dev_janedoe_featx_1a2b3c4d"
+    }
+    assert not client.schemas.get(theirs).properties  # no evidence on what meshops did not make

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from meshops import deploy
 from meshops.engine.runs import RunStore
 from meshops.state import StatePaths
 from meshops.targets.local import JobRegistry
@@ -173,14 +174,32 @@ def test_workspace_double_life_cycle_makes_exactly_the_expected_requests(
         code, out, err = cli(clone, *args)
         printed.extend([out, err])
         assert code == 0, err
-        return [(r.method, r.path) for r in ws.request_log]
+        presigned = "/_double/presigned/"  # a fresh token each time
+        return [
+            (r.method, presigned + "*" if r.path.startswith(presigned) else r.path)
+            for r in ws.request_log
+        ]
 
-    assert run("deploy", "--env", "dev", "--json") == [  # auto: the workspace is configured
-        ("GET", "/.well-known/databricks-config"),
+    def locked(lock: str, *calls: tuple[str, str]) -> list[tuple[str, str]]:
+        """A deploy's requests: reachability probe, lock taken, `calls`, lock read and removed."""
+        return [
+            ("GET", "/.well-known/databricks-config"),
+            ("GET", "/api/2.2/jobs/list"),  # is the workspace there (one short try)
+            ("PUT", f"{wheels}/{lock}/.meshops/deploy.lock"),
+            *calls,
+            ("POST", "/api/2.0/fs/create-download-url"),
+            ("GET", "/_double/presigned/*"),
+            ("DELETE", f"{wheels}/{lock}/.meshops/deploy.lock"),
+        ]
+
+    ws.add_catalog(CATALOG)
+    assert run("deploy", "--env", "dev", "--json") == locked(  # auto: workspace configured
+        deployment,
         ("GET", "/api/2.2/jobs/list"),
         ("PUT", f"{wheels}/{deployment}/taxilib-0.1.0-py3-none-any.whl"),
+        ("POST", "/api/2.1/unity-catalog/schemas"),  # the dev schema, with evidence
         ("POST", "/api/2.2/jobs/create"),
-    ]
+    )
     (create,) = ws.request_log.filter("POST", "/api/2.2/jobs/create")
     assert create.body["name"] == f"transport_taxinyc_dev_revenue_janedoe_featx_{commit[:8]}"
     assert create.body["git_source"]["git_commit"] == commit
@@ -188,15 +207,19 @@ def test_workspace_double_life_cycle_makes_exactly_the_expected_requests(
         {"group_name": "transport-owners", "permission_level": "CAN_MANAGE"},
         {"group_name": "acme-data-readers", "permission_level": "CAN_VIEW"},
     ]
-    ws.add_schema(CATALOG, f"{deployment}_revenue")  # what a run of the dev job creates
+    # the dev schema, created with meshops' evidence (the janitor deletes no schema without
+    # it) before the job's run fills it
+    (schema,) = ws.request_log.filter("POST", "/api/2.1/unity-catalog/schemas")
+    assert schema.body["name"] == f"{deployment}_revenue"
+    assert schema.body["properties"] == {"meshops.deployment": deployment}
 
     release(clone)
-    assert run("deploy", "--env", "prod", "--target", "databricks") == [
-        ("GET", "/.well-known/databricks-config"),
+    assert run("deploy", "--env", "prod", "--target", "databricks") == locked(
+        "prod",
         ("GET", "/api/2.2/jobs/list"),
         ("PUT", f"{wheels}/prod/v1.0.0/taxilib-0.1.0-py3-none-any.whl"),
         ("POST", "/api/2.2/jobs/create"),
-    ]
+    )
     (create,) = ws.request_log.filter("POST", "/api/2.2/jobs/create")
     assert create.body["name"] == "transport_taxinyc_prod_revenue"
     assert create.body["git_source"] == {
@@ -209,10 +232,7 @@ def test_workspace_double_life_cycle_makes_exactly_the_expected_requests(
     }
     ws.add_schema(CATALOG, "revenue")  # what a run of the prod job creates
 
-    assert run("deploy", "--env", "prod") == [
-        ("GET", "/.well-known/databricks-config"),
-        ("GET", "/api/2.2/jobs/list"),
-    ]
+    assert run("deploy", "--env", "prod") == locked("prod", ("GET", "/api/2.2/jobs/list"))
 
     git(clone, "push", "-q", "origin", "--delete", "feat-x")
     (dev_id,) = [
@@ -222,6 +242,7 @@ def test_workspace_double_life_cycle_makes_exactly_the_expected_requests(
         ("GET", "/.well-known/databricks-config"),
         ("GET", "/api/2.2/jobs/list"),
         ("GET", "/api/2.1/unity-catalog/schemas"),
+        ("GET", f"/api/2.1/unity-catalog/schemas/{CATALOG}.{deployment}_revenue"),
         ("POST", "/api/2.2/jobs/delete"),
         ("DELETE", f"/api/2.1/unity-catalog/schemas/{CATALOG}.{deployment}_revenue"),
     ]
@@ -259,7 +280,7 @@ def test_no_token_in_output_or_logs_when_things_fail(
 
     # a server error on create: the job fails, the report says why, exit 1
     monkeypatch.setenv("DATABRICKS_TOKEN", ws.token)
-    ws.fail_next("POST", "/api/2.2/jobs/create", status=500, times=2)
+    ws.fail_next("POST", "/api/2.2/jobs/create", status=500, times=deploy.CREATE_ATTEMPTS)
     code, out, err = cli(clone, "deploy", "--target", "databricks", "--json")
     printed.extend([out, err])
     assert code == 1

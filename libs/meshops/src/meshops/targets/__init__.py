@@ -47,9 +47,10 @@ def open_target(kind: str, ctx: Context) -> Target:
     """The target of that kind for this repository and user."""
     chosen = choose(kind)
     if chosen == "databricks":
+        from meshops.console import err
         from meshops.targets.databricks import DatabricksTarget, workspace_client
 
-        return DatabricksTarget(workspace_client())
+        return DatabricksTarget(workspace_client(), progress=lambda line: err.print(line))
     from meshops.targets.local import LocalTarget
 
     return LocalTarget(StatePaths.for_repo(ctx.repo_root), ctx.user)

@@ -74,6 +74,10 @@ class Target(Protocol):
         """Where this target writes, for the user (never a credential)."""
         ...
 
+    def check_reachable(self) -> None:
+        """Fail fast, with one line naming where and why, when the target does not answer."""
+        ...
+
     def list_jobs(self) -> list[DeployedJob]:
         """Every job, in one paged pass (managed or not: callers filter)."""
         ...
@@ -83,7 +87,8 @@ class Target(Protocol):
         ...
 
     def create_job(self, settings: Mapping[str, Any], acl: Sequence[Mapping[str, str]]) -> int:
-        """Create a job with its permissions; returns the new job id."""
+        """Create a job with its permissions, in one attempt (never retried underneath: a lost
+        answer must not become a second job); returns the new job id."""
         ...
 
     def reset_job(self, job_id: int, settings: Mapping[str, Any]) -> None:
@@ -100,12 +105,30 @@ class Target(Protocol):
         """Write a file at a `/Volumes/...` or `/Workspace/...` path, replacing it."""
         ...
 
+    def create_file(self, path: str, data: bytes) -> bool:
+        """Write a new file at a `/Volumes/...` or `/Workspace/...` path; False if one exists."""
+        ...
+
+    def read_file(self, path: str) -> bytes | None:
+        """A file's content; None when there is none."""
+        ...
+
+    def delete_file(self, path: str) -> None:
+        """Remove a file (no error when it is gone already)."""
+        ...
+
     def list_schemas(self, catalog: str) -> list[SchemaInfo]:
         """Schemas of a catalog; none when the catalog does not exist."""
         ...
 
     def drop_schema(self, full_name: str) -> None:
         """Drop a schema with everything in it."""
+        ...
+
+    def ensure_schema(self, full_name: str, properties: Mapping[str, str]) -> bool:
+        """Create a dev schema with meshops' evidence, unless it exists (which is left alone:
+        evidence on a schema meshops did not make would let the janitor drop it); True when
+        created."""
         ...
 
     def cluster_ids(self) -> dict[str, str]:

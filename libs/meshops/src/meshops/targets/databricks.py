@@ -2,22 +2,34 @@
 
 Auth is the SDK's unified auth (PAT, OAuth M2M for service principals, config
 profiles, ...), so CI and laptops configure it the way every Databricks tool is
-configured. Retries of 429/503 and of connection errors are the SDK's own; what
-the SDK cannot know (a create that timed out may have created the job) is
-handled by `meshops.deploy`.
+configured. Retries of 429/503 and of connection errors are the SDK's own, within
+a bounded budget (`RETRY_TIMEOUT_SECONDS`, `HTTP_TIMEOUT_SECONDS`), except for
+creates: the SDK would retry a create whose response was lost after the server
+committed it, making a second job of the same name. So `create_job` is one
+attempt (a client whose retry budget ends after its first try) and
+`meshops.deploy` reconciles by name before creating again.
 """
 
 from __future__ import annotations
 
 import io
 import posixpath
-from collections.abc import Mapping, Sequence
+import socket
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
 from typing import Any, Literal
 
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.errors import NotFound
+from databricks.sdk.config import Config
+from databricks.sdk.errors import (
+    AlreadyExists,
+    NotFound,
+    PermissionDenied,
+    ResourceAlreadyExists,
+    ResourceConflict,
+    Unauthenticated,
+)
 from databricks.sdk.errors.base import DatabricksError
 from databricks.sdk.service.jobs import (
     BaseJob,
@@ -27,10 +39,15 @@ from databricks.sdk.service.jobs import (
 )
 from databricks.sdk.service.workspace import ImportFormat
 
+from meshops.context import strip_userinfo
 from meshops.errors import MeshopsError
 from meshops.targets.base import DeployedJob, SchemaInfo, one_line
 
 LIST_PAGE = 100  # the Jobs API maximum: fewest requests for one list pass
+HTTP_TIMEOUT_SECONDS = 20.0  # one request: connect and read
+RETRY_TIMEOUT_SECONDS = 120  # all SDK retries of one call (429/503 waits, reconnects)
+REACH_ATTEMPTS = 3  # tries of the first request before giving up on the workspace
+REACH_HTTP_TIMEOUT_SECONDS = 6.0  # metadata probe + 3 tries of 6 s, 1 s + 2 s pauses: < 30 s
 
 AUTH_HINT = (
     "set DATABRICKS_HOST and DATABRICKS_TOKEN, or DATABRICKS_CLIENT_ID and "
@@ -39,13 +56,24 @@ AUTH_HINT = (
 
 
 def workspace_client() -> WorkspaceClient:
-    """A client from unified auth; failures become one line without any credential."""
+    """A client from unified auth, with bounded timeouts; failures become one credential-free
+    line."""
     try:
         product_version = dist_version("meshops")
     except PackageNotFoundError:
         product_version = "0.0.0"
     try:
-        return WorkspaceClient(product="meshops", product_version=product_version)
+        # Config() probes the host's metadata with the config's own budget (best effort, it
+        # falls back on failure): one short try, or an unreachable host blocks here for minutes
+        cfg = Config(
+            product="meshops",
+            product_version=product_version,
+            http_timeout_seconds=REACH_HTTP_TIMEOUT_SECONDS,
+            retry_timeout_seconds=1,
+        )
+        cfg.http_timeout_seconds = HTTP_TIMEOUT_SECONDS
+        cfg.retry_timeout_seconds = RETRY_TIMEOUT_SECONDS
+        return WorkspaceClient(config=cfg)
     except ValueError as exc:
         raise MeshopsError(
             f"cannot authenticate to Databricks ({one_line(exc)}): {AUTH_HINT}"
@@ -84,16 +112,101 @@ def _settings_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {k: getattr(typed, k) for k in settings if getattr(typed, k) is not None}
 
 
+def single_attempt(cfg: Config, *, http_timeout_seconds: float | None = None) -> WorkspaceClient:
+    """A client on the same auth whose calls are tried once.
+
+    The SDK's retry loop sleeps at least 1 s before a retry and then checks its deadline, so a
+    1 s budget means one attempt for every retryable failure (dropped connection, timeout,
+    429/503 with the default wait): nothing is sent twice behind the caller's back.
+    """
+    once: Config = cfg.copy()  # type: ignore[no-untyped-call]  # SDK lacks the hint
+    once.retry_timeout_seconds = 1
+    if http_timeout_seconds is not None:
+        once.http_timeout_seconds = http_timeout_seconds
+    return WorkspaceClient(config=once)
+
+
+def unreachable_cause(exc: BaseException) -> str | None:
+    """Why the workspace did not answer (refused, DNS, timeout), or None if it did answer."""
+    import requests
+
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    for err in seen:
+        if isinstance(err, DatabricksError):
+            return None  # an HTTP answer: reachable
+    texts = " | ".join(str(err) for err in seen)
+    if any(isinstance(e, ConnectionRefusedError) for e in seen) or "Connection refused" in texts:
+        return "connection refused"
+    if any(isinstance(e, socket.gaierror) for e in seen) or any(
+        m in texts
+        for m in (
+            "Name or service not known",
+            "nodename nor servname",
+            "NameResolutionError",
+            "Temporary failure in name resolution",
+            "getaddrinfo failed",
+        )
+    ):
+        return "DNS lookup failed"
+    if any(isinstance(e, requests.Timeout | socket.timeout | TimeoutError) for e in seen):
+        return "no answer (timed out)"
+    for err in seen:
+        if isinstance(err, requests.ConnectionError):
+            return "connection failed"
+    return None
+
+
 class DatabricksTarget:
-    """Jobs, permissions, files and schemas of one workspace."""
+    """Jobs, permissions, files and schemas of one workspace.
+
+    `progress` gets one line per retry of the first request (the workspace not answering).
+    """
 
     kind: Literal["databricks"] = "databricks"
 
-    def __init__(self, client: WorkspaceClient) -> None:
+    def __init__(
+        self,
+        client: WorkspaceClient,
+        *,
+        progress: Callable[[str], None] | None = None,
+        reach_http_timeout_seconds: float = REACH_HTTP_TIMEOUT_SECONDS,
+    ) -> None:
         self.w = client
+        self._once = single_attempt(client.config)
+        self._probe = single_attempt(client.config, http_timeout_seconds=reach_http_timeout_seconds)
+        self._progress = progress or (lambda _line: None)
 
     def describe(self) -> str:
-        return f"Databricks workspace {self.w.config.host}"
+        return f"Databricks workspace {strip_userinfo(str(self.w.config.host))}"
+
+    def check_reachable(self) -> None:
+        """One cheap request, tried `REACH_ATTEMPTS` times with a short timeout; when the
+        workspace never answers, one line naming the host and the cause."""
+        host = strip_userinfo(str(self.w.config.host))
+        for attempt in range(1, REACH_ATTEMPTS + 1):
+            try:
+                next(iter(self._probe.jobs.list(limit=1)), None)
+                return
+            except Exception as exc:
+                cause = unreachable_cause(exc)
+                if isinstance(exc, Unauthenticated | PermissionDenied):
+                    raise MeshopsError(one_line(exc)) from None  # before any lock is taken
+                if cause is None:
+                    return  # it answered (an error the real calls will report with context)
+                if attempt == REACH_ATTEMPTS:
+                    raise MeshopsError(
+                        f"workspace {host} is not reachable: {cause} after {attempt} tries; "
+                        "check DATABRICKS_HOST and your network (VPN, proxy), then deploy again"
+                    ) from None
+                self._progress(
+                    f"workspace {host} not answering ({cause}), try {attempt + 1} of "
+                    f"{REACH_ATTEMPTS}"
+                )
+                self.w.config.clock.sleep(float(attempt))
 
     def list_jobs(self) -> list[DeployedJob]:
         try:
@@ -105,7 +218,13 @@ class DatabricksTarget:
         return [_job(j) for j in self.w.jobs.list(name=name, limit=LIST_PAGE)]
 
     def create_job(self, settings: Mapping[str, Any], acl: Sequence[Mapping[str, str]]) -> int:
-        created = self.w.jobs.create(access_control_list=_acl(acl), **_settings_kwargs(settings))
+        """One attempt, never retried by the SDK (see the module doc); the caller reconciles."""
+        try:
+            created = self._once.jobs.create(
+                access_control_list=_acl(acl), **_settings_kwargs(settings)
+            )
+        except TimeoutError as exc:  # the SDK's retry budget ended: the cause is what happened
+            raise (exc.__cause__ or exc) from None
         if created.job_id is None:
             raise MeshopsError(f"jobs/create returned no job id for {settings.get('name')}")
         return int(created.job_id)
@@ -117,7 +236,50 @@ class DatabricksTarget:
         self.w.jobs.set_permissions(str(job_id), access_control_list=_acl(acl))
 
     def delete_job(self, job_id: int) -> None:
-        self.w.jobs.delete(job_id)
+        try:
+            self.w.jobs.delete(job_id)
+        except DatabricksError as exc:  # a retried delete whose first answer was lost
+            if "does not exist" not in str(exc):
+                raise
+
+    def create_file(self, path: str, data: bytes) -> bool:
+        """Write a new file; False when one is there already (create-if-absent)."""
+        try:
+            if path.startswith("/Volumes/"):
+                self.w.files.upload(path, io.BytesIO(data), overwrite=False)
+            elif path.startswith("/Workspace/"):
+                self.w.workspace.mkdirs(posixpath.dirname(path))
+                self.w.workspace.upload(path, data, format=ImportFormat.AUTO, overwrite=False)
+            else:
+                raise MeshopsError(f"cannot write {path}: expected /Volumes/... or /Workspace/...")
+        except (AlreadyExists, ResourceAlreadyExists):
+            return False
+        except NotFound as exc:
+            raise MeshopsError(
+                f"cannot write {path}: {one_line(exc)}; create the volume or fix "
+                "meshops.artifacts_path in .brickopscfg/config.yml"
+            ) from None
+        return True
+
+    def read_file(self, path: str) -> bytes | None:
+        """A file's content, None when it does not exist."""
+        try:
+            if path.startswith("/Volumes/"):
+                contents = self.w.files.download(path).contents
+                return contents.read() if contents is not None else b""
+            with self.w.workspace.download(path) as stream:
+                return stream.read()
+        except NotFound:
+            return None
+
+    def delete_file(self, path: str) -> None:
+        try:
+            if path.startswith("/Volumes/"):
+                self.w.files.delete(path)
+            else:
+                self.w.workspace.delete(path)
+        except NotFound:
+            pass
 
     def upload(self, path: str, data: bytes) -> None:
         if path.startswith("/Volumes/"):
@@ -147,6 +309,24 @@ class DatabricksTarget:
 
     def drop_schema(self, full_name: str) -> None:
         self.w.schemas.delete(full_name, force=True)
+
+    def ensure_schema(self, full_name: str, properties: Mapping[str, str]) -> bool:
+        catalog, name = full_name.split(".", 1)
+        try:
+            self.w.schemas.create(
+                name=name,
+                catalog_name=catalog,
+                comment="dev schema of a meshops deployment; dropped by `meshops cleanup`",
+                properties=dict(properties),
+            )
+        except (ResourceAlreadyExists, AlreadyExists, ResourceConflict):  # SCHEMA_ALREADY_EXISTS
+            return False
+        except NotFound:
+            # no catalog yet: the job's run fails on it by itself; nothing here to clean up
+            return False
+        except DatabricksError as exc:
+            raise MeshopsError(f"schema {full_name}: {one_line(exc)}") from None
+        return True
 
     def cluster_ids(self) -> dict[str, str]:
         try:

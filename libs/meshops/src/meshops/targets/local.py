@@ -157,6 +157,9 @@ class LocalTarget:
     def describe(self) -> str:
         return f"local registry {self.state.jobs_db}"
 
+    def check_reachable(self) -> None:
+        """The registry is a local file: always there."""
+
     def list_jobs(self) -> list[DeployedJob]:
         return [j.as_deployed() for j in self.registry.all()]
 
@@ -195,6 +198,27 @@ class LocalTarget:
         partial.write_bytes(data)
         partial.replace(target)
 
+    def create_file(self, path: str, data: bytes) -> bool:
+        """Create-if-absent with O_EXCL: of two processes, exactly one creates the file."""
+        target = self.local_path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return True
+
+    def read_file(self, path: str) -> bytes | None:
+        try:
+            return self.local_path(path).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def delete_file(self, path: str) -> None:
+        self.local_path(path).unlink(missing_ok=True)
+
     def list_schemas(self, catalog: str) -> list[SchemaInfo]:
         """Schemas from the warehouse folders: no Spark start just to look."""
         found = []
@@ -205,6 +229,11 @@ class LocalTarget:
                     name = entry.name[len(prefix) : -len(".db")]
                     found.append(SchemaInfo(catalog, name, int(entry.stat().st_mtime * 1000)))
         return found
+
+    def ensure_schema(self, full_name: str, properties: Mapping[str, str]) -> bool:
+        """Nothing to do at deploy time: only a Spark process writes the local metastore, so a
+        local dev run (`meshops run-job`) creates its schemas, with this evidence, itself."""
+        return False
 
     def drop_schema(self, full_name: str) -> None:
         from meshops.engine import session

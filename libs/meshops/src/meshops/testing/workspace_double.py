@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import copy
 import email.policy
 import hmac
 import itertools
 import json
 import posixpath
+import random
 import re
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -45,6 +48,7 @@ from databricks.sdk.config import Config
 from meshops.errors import MeshopsError
 
 __all__ = [
+    "CHAOS_MODES",
     "FastClock",
     "Fault",
     "RecordedRequest",
@@ -83,6 +87,7 @@ _RESULT_STATES = {
     "CANCELED": ("USER_CANCELED", "SUCCESS"),
     "TIMEDOUT": ("RUN_EXECUTION_ERROR", "CLIENT_ERROR"),
 }
+CHAOS_MODES = ("drop", "5xx", "429", "503", "slow")
 _DEFAULT_ERRORS = {
     429: ("REQUEST_LIMIT_EXCEEDED", "Too many requests. Please wait a moment and try again."),
     500: ("INTERNAL_ERROR", "Internal server error."),
@@ -179,6 +184,8 @@ class Fault:
     """An injected misbehaviour for the next `times` requests matching method and path prefix.
 
     `status=None` means "answer normally after `delay_seconds`" (a slow response).
+    `after_commit=True` processes the request first (its effect lands), then answers with
+    `status`, or, with `drop=True`, closes the connection without any answer: a lost response.
     """
 
     method: str | None
@@ -189,6 +196,8 @@ class Fault:
     times: int = 1
     error_code: str | None = None
     message: str | None = None
+    after_commit: bool = False
+    drop: bool = False
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -520,6 +529,7 @@ class WorkspaceDouble:
         self._run_result_state = "SUCCESS"
         self._lock = threading.RLock()
         self._faults: list[Fault] = []
+        self._chaos: tuple[str, float, tuple[str, ...], float, random.Random] | None = None
         self._ids = itertools.count(1001)
         self._metastore_id = str(uuid.uuid4())
         self._jobs: dict[int, dict[str, Any]] = {}
@@ -633,8 +643,13 @@ class WorkspaceDouble:
         delay_seconds: float = 0.0,
         error_code: str | None = None,
         message: str | None = None,
+        after_commit: bool = False,
     ) -> Fault:
-        """Answer the next `times` matching requests with `status` (after `delay_seconds`)."""
+        """Answer the next `times` matching requests with `status` (after `delay_seconds`).
+
+        `after_commit=True`: the request takes effect first, then the error is answered
+        (a 5xx after the server committed, which a client cannot tell from one before).
+        """
         return self._add_fault(
             Fault(
                 None if method is None else method.upper(),
@@ -645,8 +660,67 @@ class WorkspaceDouble:
                 times=times,
                 error_code=error_code,
                 message=message,
+                after_commit=after_commit,
             )
         )
+
+    def drop_next(
+        self, method: str | None, path_prefix: str, *, times: int = 1, after_commit: bool = True
+    ) -> Fault:
+        """Close the connection of the next `times` matching requests without an answer.
+
+        `after_commit=True` (the default) processes the request first: the response is lost
+        after the write landed, as when a proxy or the network drops it.
+        """
+        return self._add_fault(
+            Fault(
+                None if method is None else method.upper(),
+                path_prefix,
+                None,
+                times=times,
+                after_commit=after_commit,
+                drop=True,
+            )
+        )
+
+    def chaos(
+        self,
+        path_prefix: str,
+        *,
+        rate: float,
+        seed: int = 0,
+        modes: Sequence[str] = CHAOS_MODES,
+        slow_seconds: float = 0.05,
+    ) -> None:
+        """Misbehave on a random `rate` of requests under `path_prefix`, in one of `modes`.
+
+        Modes: `drop` (commit, then close the connection), `5xx` (commit, then 500),
+        `429` and `503` (rejected, nothing done), `slow` (answered after `slow_seconds`).
+        Seeded, so a failing test replays the same faults for the same request order.
+        """
+        unknown = sorted(set(modes) - set(CHAOS_MODES))
+        if unknown or not 0.0 <= rate <= 1.0:
+            raise MeshopsError(
+                f"chaos needs a rate in 0..1 and modes from {', '.join(CHAOS_MODES)}; "
+                f"got rate {rate} and {', '.join(unknown) or 'known modes'}"
+            )
+        with self._lock:
+            self._chaos = (path_prefix, rate, tuple(modes), slow_seconds, random.Random(seed))  # noqa: S311
+
+    def _chaos_fault(self, path: str) -> Fault | None:
+        if self._chaos is None:
+            return None
+        prefix, rate, modes, slow, rng = self._chaos
+        if not path.startswith(prefix) or rng.random() >= rate:
+            return None
+        mode = rng.choice(modes)
+        if mode == "drop":
+            return Fault(None, prefix, None, after_commit=True, drop=True)
+        if mode == "5xx":
+            return Fault(None, prefix, 500, after_commit=True)
+        if mode == "slow":
+            return Fault(None, prefix, None, delay_seconds=slow)
+        return Fault(None, prefix, int(mode), retry_after=1)
 
     def slow_next(
         self, method: str | None, path_prefix: str, *, delay_seconds: float, times: int = 1
@@ -674,6 +748,7 @@ class WorkspaceDouble:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._chaos = None
 
     # ------------------------------------------------------------ seeding and inspection
 
@@ -813,7 +888,7 @@ class WorkspaceDouble:
         if fault is not None and fault.delay_seconds:
             self._stopping.wait(fault.delay_seconds)
         try:
-            if fault is not None and fault.status is not None:
+            if fault is not None and fault.status is not None and not fault.after_commit:
                 raise self._fault_error(fault)
             if auth in ("missing", "invalid"):
                 raise _ApiError(
@@ -823,7 +898,12 @@ class WorkspaceDouble:
                     if auth == "missing"
                     else "Invalid access token.",
                 )
-            response = self._dispatch(request)
+            if fault is not None and fault.drop and not fault.after_commit:
+                response = _Response(502)  # never sent: the connection is dropped unanswered
+            else:
+                response = self._dispatch(request)
+            if fault is not None and fault.after_commit and fault.status is not None:
+                raise self._fault_error(fault)  # the write above has landed
         except _ApiError as err:
             payload: dict[str, Any] = {"error_code": err.error_code, "message": err.message}
             if err.details is not None:
@@ -843,9 +923,12 @@ class WorkspaceDouble:
                 status=response.status,
                 auth=auth,
                 headers={k: headers[k] for k in _LOGGED_HEADERS if k in headers},
-                fault=fault is not None and fault.status is not None,
+                fault=fault is not None and (fault.status is not None or fault.drop),
             )
         )
+        if fault is not None and fault.drop:
+            self._drop(handler)
+            return
         self._write(handler, method, response)
 
     def _auth_state(self, path: str, header: str | None) -> AuthState:
@@ -864,7 +947,14 @@ class WorkspaceDouble:
                 if fault.matches(method, path):
                     fault.hits += 1
                     return fault
-        return None
+            return self._chaos_fault(path)
+
+    @staticmethod
+    def _drop(handler: _RequestHandler) -> None:
+        """Hang up without a status line: the client sees the connection closed."""
+        handler.close_connection = True
+        with contextlib.suppress(OSError):
+            handler.connection.shutdown(socket.SHUT_RDWR)
 
     @staticmethod
     def _fault_error(fault: Fault) -> _ApiError:
