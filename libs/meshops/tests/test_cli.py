@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from meshops import context, naming
+from meshops import config, context, naming
 from meshops.cli import app
 from meshops.testing.mesh import FlowDef, commit_all, git, write_flow
 
@@ -119,3 +119,107 @@ def test_exit_codes(repo: Path) -> None:
     code, _, err = run(repo, "plan", "--changed-since", "main")
     assert code == 1
     assert err.startswith("error: git diff")
+
+
+def test_plan_fails_naming_flows_in_invalid_folders(repo: Path) -> None:
+    write_flow(repo, FlowDef(name="my flow", tasks={"a": ()}))
+    code, out, err = run(repo, "plan", "--json")
+    assert (code, out) == (2, "")
+    assert f"{TAXI}/flows/prep/my flow/deployment.yml: flow folder 'my flow' is not a valid" in err
+    assert err.count("✗") == 1
+    assert run(repo, "validate")[0] == 2
+    # a flow chosen by --flow still plans: the broken folder is not part of it
+    assert run(repo, "plan", "--json", "--flow", str(repo / REVENUE))[0] == 0
+
+
+def test_meshops_env_chooses_the_env_and_the_flag_wins(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MESHOPS_ENV", "prod")
+    code, out, _ = run(repo, "plan", "--json", "--flow", str(repo / REVENUE))
+    assert code == 0
+    assert json.loads(out)[0]["job_name"] == "transport_taxinyc_prod_revenue"
+    code, out, _ = run(repo, "plan", "--env", "dev", "--json", "--flow", str(repo / REVENUE))
+    assert json.loads(out)[0]["job_name"].startswith("transport_taxinyc_dev_revenue_")
+    monkeypatch.setenv("MESHOPS_ENV", "staging")
+    code, _, err = run(repo, "plan", "--json")
+    assert code == 2
+    assert "MESHOPS_ENV='staging' is not known; expected one of: local, dev, prod" in err
+
+
+def test_names_longer_than_unity_catalog_allows_fail_validate_and_plan(repo: Path) -> None:
+    project = "p" * 250  # catalog acme_transport_ppp...: 265 characters
+    write_flow(repo, FlowDef(project=project, name="long", tasks={"a": ()}))
+    code, _, err = run(repo, "validate")
+    assert code == 2
+    rel = f"orgs/acme/domains/transport/projects/{project}/flows/prep/long"
+    assert f"✗ {rel}: catalog name 'acme_transport_ppp" in err
+    assert "is 265 characters in prod with the longest user and branch; expected at most 255" in err
+    code, out, err = run(repo, "plan", "--json")
+    assert (code, out) == (2, "")
+    assert "catalog name 'acme_transport_ppp" in err
+    assert "is 265 characters in dev; expected at most 255" in err
+
+
+def test_names_at_the_limit_pass(repo: Path) -> None:
+    project = "p" * (255 - len("acme_transport_"))
+    write_flow(repo, FlowDef(project=project, name="x", tasks={"a": ()}))
+    code, _, err = run(repo, "validate")
+    assert code == 0, err
+
+
+def test_a_notebook_symlinked_out_of_the_repo_fails_validate_and_plan(
+    repo: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "credentials"
+    secret.write_text("token = dapi0123456789abcdef0123456789abcdef\n")
+    notebook = repo / REVENUE / "revenue_by_borough.py"
+    notebook.unlink()
+    notebook.symlink_to(secret)
+    expected = (
+        f"{REVENUE}/deployment.yml:3: tasks[0].task_key: notebook 'revenue_by_borough.py' "
+        "resolves outside the repository (a symlink?); expected a file inside it"
+    )
+    for args in (("validate",), ("plan", "--json"), ("plan", "--env", "prod")):
+        code, out, err = run(repo, *args)
+        assert (code, out) == (2, ""), args
+        assert expected in err, args
+        assert "dapi" not in err
+
+
+def test_spec_and_config_files_out_of_the_repo_are_refused_unread(
+    repo: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "credentials"
+    secret.write_text("tasks: dapi0123456789abcdef0123456789abcdef\nroot:x:0:0:root:/root\n")
+    spec = repo / REVENUE / "deployment.yml"
+    spec.unlink()
+    spec.symlink_to(secret)
+    code, out, err = run(repo, "validate")
+    assert (code, out) == (2, "")
+    assert err.splitlines()[0] == (
+        f"✗ {REVENUE}/deployment.yml: file resolves outside the repository (a symlink?); "
+        "expected a regular file inside it"
+    )
+    assert "dapi" not in err and "root:x" not in err
+    clusters = repo / ".brickopscfg" / "clusters.yml"
+    clusters.unlink()
+    clusters.symlink_to(secret)
+    config._load.cache_clear()  # the platform config is read once per process
+    code, _, err = run(repo, "validate")
+    assert code == 2
+    assert ".brickopscfg/clusters.yml: file resolves outside the repository" in err
+    assert "dapi" not in err
+
+
+def test_invalid_values_are_echoed_as_short_redacted_excerpts(repo: Path) -> None:
+    spec = repo / REVENUE / "deployment.yml"
+    spec.write_text(
+        "tasks:\n  - task_key: 'password=hunter2hunter2 " + "x" * 5000 + "'\n", encoding="utf-8"
+    )
+    code, _, err = run(repo, "validate")
+    assert code == 2
+    (line,) = [entry for entry in err.splitlines() if entry.startswith("✗")]
+    assert "hunter2" not in line
+    assert "got 'password=[REDACTED] xxxx" in line
+    assert len(line) < 300

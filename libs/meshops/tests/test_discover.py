@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,6 @@ def test_layout_breaks_are_reported(repo: Path) -> None:
             f"{TAXI}/deployment.yml: deployment.yml outside a flow folder; expected {layout}",
             f"{TAXI}/flows/prep/BadName/deployment.yml: flow folder 'BadName' is not a valid "
             "name; expected [a-z][a-z0-9_]*",
-            f"{TAXI}/flows/prep/BadName: flow folder without deployment.yml; add one",
             f"{TAXI}/flows/prep/no_spec: flow folder without deployment.yml; add one",
             f"{TAXI}/flows/staging/x/deployment.yml: flow kind 'staging'; expected one of: "
             f"prep, ml ({layout})",
@@ -83,6 +83,38 @@ def test_layout_breaks_are_reported(repo: Path) -> None:
             "orgs/acme/domains/nobody: domain without domain.yml (owners group)",
         ]
     )
+
+
+def test_a_badly_named_flow_folder_gets_one_message(repo: Path) -> None:
+    write_flow(repo, FlowDef(name="my flow"))
+    messages = [str(p) for p in discover.scan(repo).problems]
+    assert messages == [
+        f"{TAXI}/flows/prep/my flow/deployment.yml: flow folder 'my flow' is not a valid name; "
+        "expected [a-z][a-z0-9_]*"
+    ]
+
+
+def test_broken_deployment_symlinks_are_named(repo: Path) -> None:
+    folder = repo / f"{TAXI}/flows/prep/ingest"
+    (folder / "deployment.yml").unlink()
+    (folder / "deployment.yml").symlink_to("deployment.yml")  # a loop
+    assert [str(p) for p in discover.scan(repo).problems] == [
+        f"{TAXI}/flows/prep/ingest/deployment.yml: is a broken symlink (or a symlink loop); "
+        "expected a regular file"
+    ]
+
+
+def test_notebooks_that_are_no_regular_files_in_the_repo_are_not_read(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A FIFO would block the import scan forever; a symlink out of the repo is not read."""
+    folder = repo / f"{TAXI}/flows/prep/ingest"
+    os.mkfifo(folder / "blocked.py")
+    outside = tmp_path / "outside.py"
+    outside.write_text("import dfcompare\n")
+    (folder / "linked.py").symlink_to(outside)
+    ingest = discover.scan(repo).find(f"{TAXI}/flows/prep/ingest")
+    assert ingest.libs == ()
 
 
 def test_find_refuses_a_folder_that_is_no_flow(repo: Path) -> None:

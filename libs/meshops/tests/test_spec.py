@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from meshops import config, spec
-from meshops.errors import InvalidFiles
+from meshops.errors import InvalidFiles, excerpt
 
 pytestmark = pytest.mark.unit
 
@@ -157,3 +157,52 @@ def test_missing_or_misplaced_ipynb_notebooks_are_reported(flow_dir: Path) -> No
     with pytest.raises(InvalidFiles) as caught:
         load(flow_dir)
     assert caught.value.problems[0].key == "tasks[0].notebook"
+
+
+def test_limits_of_a_spec_file(flow_dir: Path) -> None:
+    """Size, task count and anchors are checked before anything is built from the file."""
+    spec_file = flow_dir / "deployment.yml"
+    spec_file.write_text("tasks:\n" + "  - task_key: a\n" * 1001)
+    with pytest.raises(InvalidFiles) as caught:
+        load(flow_dir)
+    assert [str(p).replace(f"{FLOW}/", "{flow}/") for p in caught.value.problems] == [
+        "{flow}/deployment.yml:2: tasks: got 1,001 tasks; expected at most 1,000 "
+        "(the Jobs API limit per job)"
+    ]
+    spec_file.write_text("tasks: [{task_key: a}]\ndescription: '" + "x" * 1024 * 1024 + "'\n")
+    with pytest.raises(InvalidFiles, match=r"is 1,048,6\d\d bytes; expected at most 1,048,576"):
+        load(flow_dir)
+    spec_file.write_text(
+        "tasks: [{task_key: a}]\n" + "".join(f"k{i}: &a{i} {i}\n" for i in range(101))
+    )
+    with pytest.raises(InvalidFiles, match="k100: more than 100 anchors; expected at most that"):
+        load(flow_dir)
+
+
+def test_many_problems_of_one_file_are_capped(flow_dir: Path) -> None:
+    (flow_dir / "deployment.yml").write_text(
+        "tasks: [{task_key: a}]\n" + "".join(f"unknown{i}: 1\n" for i in range(500))
+    )
+    with pytest.raises(InvalidFiles) as caught:
+        load(flow_dir)
+    shown = [str(p) for p in caught.value.problems]
+    assert len(shown) == 21
+    assert shown[-1].endswith("deployment.yml: 480 more problem(s) not listed; fix the ones above")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("token = dapi0123456789abcdef0123456789abcdef", "token = [REDACTED]"),
+        ("dapi0123456789abcdef0123456789abcdef", "[REDACTED]"),
+        ("password: hunter2", "password: [REDACTED]"),
+        ('{"client_secret": "abc"}', '{"client_secret": "[REDACTED]"}'),
+        ("https://me:ghp_0123456789abcdef@github.com/x", "https://me:[REDACTED]@github.com/x"),
+        ("Q29udGVudC1UeXBlOiB0ZXh0L3BsYWlu", "[REDACTED]"),
+        ("revenue_by_borough_and_month_and_more", "revenue_by_borough_and_month_and_more"),
+        ("line one\nline two", "line one\\nline two"),
+        ("x" * 100, "x" * 57 + "..."),
+    ],
+)
+def test_excerpts_of_file_content_are_short_redacted_and_one_line(text: str, shown: str) -> None:
+    assert excerpt(text) == shown

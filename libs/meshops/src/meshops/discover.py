@@ -23,6 +23,8 @@ LAYOUT = "orgs/<org>/domains/<domain>/projects/<project>/flows/<prep|ml>/<flow>/
 # a change here renames or reshapes every job
 PLATFORM_FILES = (".brickopscfg/",)
 SKIP_DIRS = {"tests", "static_data", "__pycache__", ".ipynb_checkpoints"}
+# notebooks larger than this are not scanned for imports (exported outputs, not code)
+MAX_NOTEBOOK_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class Mesh:
         """Repo-relative form of a path given absolute, from the cwd, or from the root."""
         target = Path(path)
         candidates = [target] if target.is_absolute() else [Path.cwd() / target, self.root / target]
+        candidates = [c for c in candidates if c.exists()] or candidates  # an existing one first
         for candidate in candidates:
             try:
                 return candidate.resolve().relative_to(self.root).as_posix().rstrip("/")
@@ -101,21 +104,24 @@ def scan(root: Path) -> Mesh:
     problems: list[Problem] = []
     flows: list[Flow] = []
     orgs = root / "orgs"
+    spec_dirs: set[str] = set()
     for deployment in sorted(orgs.rglob(DEPLOYMENT_FILE)) if orgs.is_dir() else []:
         if SKIP_DIRS & set(deployment.relative_to(root).parts) or ".meshops" in deployment.parts:
             continue
+        spec_dirs.add(deployment.parent.relative_to(root).as_posix())
         flow, problem = _flow(root, deployment)
         if problem:
             problems.append(problem)
         elif flow:
             flows.append(flow)
-    problems.extend(_folder_problems(root, {f.rel for f in flows}))
+    # a folder with a deployment.yml has one problem at most: its own (e.g. a bad name)
+    problems.extend(_folder_problems(root, spec_dirs))
     by_project = _libs_by_project(libs)
     by_package = {pkg: lib for lib in libs for pkg in lib.packages}
     flows = [
         replace(
             f,
-            libs=_closure(_imported(root / f.rel, by_package), libs),
+            libs=_closure(_imported(root, root / f.rel, by_package), libs),
             project_libs=_closure(by_project.get(f.project_key, []), libs),
         )
         for f in flows
@@ -158,7 +164,17 @@ def _folder_problems(root: Path, flow_rels: set[str]) -> list[Problem]:
                 continue
             for flow_dir in sorted(p for p in kind_dir.iterdir() if p.is_dir()):
                 flow_rel = flow_dir.relative_to(root).as_posix()
-                if flow_rel not in flow_rels and not flow_dir.name.startswith((".", "_")):
+                if flow_rel in flow_rels or flow_dir.name.startswith((".", "_")):
+                    continue
+                if (flow_dir / DEPLOYMENT_FILE).is_symlink():  # dangling, or a loop
+                    problems.append(
+                        Problem(
+                            f"{flow_rel}/{DEPLOYMENT_FILE}",
+                            "",
+                            "is a broken symlink (or a symlink loop); expected a regular file",
+                        )
+                    )
+                else:
                     problems.append(
                         Problem(flow_rel, "", f"flow folder without {DEPLOYMENT_FILE}; add one")
                     )
@@ -197,12 +213,16 @@ def _libs(root: Path) -> list[Lib]:
     return out
 
 
-def _imported(folder: Path, by_package: dict[str, Lib]) -> list[Lib]:
-    """Workspace libs whose packages the flow's notebooks (not its tests) import."""
+def _imported(root: Path, folder: Path, by_package: dict[str, Lib]) -> list[Lib]:
+    """Workspace libs whose packages the flow's notebooks (not its tests) import.
+
+    Only regular files inside the repository are read: a FIFO, a device or a symlink out
+    of the repository is left to `validate`, which reports it.
+    """
     used: dict[str, Lib] = {}
     notebooks = sorted([*folder.rglob("*.py"), *folder.rglob("*.ipynb")])
     for path in notebooks:
-        if SKIP_DIRS & set(path.relative_to(folder).parts):
+        if SKIP_DIRS & set(path.relative_to(folder).parts) or not _readable(root, path):
             continue
         try:
             packages = imported_packages(path)
@@ -212,6 +232,17 @@ def _imported(folder: Path, by_package: dict[str, Lib]) -> list[Lib]:
             if package in by_package:
                 used[by_package[package].name] = by_package[package]
     return list(used.values())
+
+
+def _readable(root: Path, path: Path) -> bool:
+    try:
+        return (
+            path.is_file()
+            and path.resolve().is_relative_to(root)
+            and path.stat().st_size <= MAX_NOTEBOOK_BYTES
+        )
+    except (OSError, RuntimeError):
+        return False
 
 
 def _libs_by_project(libs: Iterable[Lib]) -> dict[str, list[Lib]]:

@@ -37,6 +37,8 @@ RESERVED_TAGS = frozenset({"deployment", "git_url", "git_branch", "git_commit", 
 RESERVED_TAG_PREFIX = "meshops"
 # a task's notebook: a Databricks source file, or a notebook exported as IPython Notebook
 NOTEBOOK_SUFFIXES = (".py", ".ipynb")
+# the Jobs API allows at most 1,000 tasks per job
+MAX_TASKS = 1000
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -116,6 +118,8 @@ class Task(StrictModel):
     def _inside(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        if not value.isprintable():  # control characters, NUL, lone surrogates
+            raise ValueError(f"got {value!r}; expected a path of printable characters")
         path = PurePosixPath(value)
         if path.is_absolute() or ".." in path.parts or path.suffix not in NOTEBOOK_SUFFIXES:
             kind = (
@@ -203,7 +207,7 @@ class Deployment(StrictModel):
     """A flow's `deployment.yml`."""
 
     description: str | None = None
-    tasks: list[Task] = Field(min_length=1)
+    tasks: list[Task] = Field(min_length=1, max_length=MAX_TASKS)
     schedule: Schedule | None = None
     email_notifications: EmailNotifications | None = None
     parameters: list[Parameter] = Field(default_factory=list)
@@ -267,12 +271,23 @@ def load_deployment(
 ) -> FlowSpec:
     """Parse and check a flow's deployment.yml; raise InvalidFiles listing every problem."""
     doc = yamldoc.load(folder / DEPLOYMENT_FILE, repo_root)
+    tasks = doc.data.get("tasks") if isinstance(doc.data, dict) else None
+    if isinstance(tasks, list) and len(tasks) > MAX_TASKS:  # before validating each of them
+        raise InvalidFiles(
+            [
+                doc.problem(
+                    ("tasks",),
+                    f"got {len(tasks):,} tasks; expected at most {MAX_TASKS:,} "
+                    "(the Jobs API limit per job)",
+                )
+            ]
+        )
     deployment = yamldoc.validate(Deployment, doc)
     problems = _graph_problems(doc, deployment) + _file_problems(
-        doc, deployment, folder, cluster_keys
+        doc, deployment, folder, cluster_keys, repo_root
     )
     if problems:
-        raise InvalidFiles(problems)
+        raise InvalidFiles(yamldoc.capped(problems))
     return FlowSpec(folder=folder, file=doc.shown, deployment=deployment)
 
 
@@ -313,16 +328,30 @@ def _graph_problems(doc: yamldoc.YamlDoc, dep: Deployment) -> list[Problem]:
 
 
 def _file_problems(
-    doc: yamldoc.YamlDoc, dep: Deployment, folder: Path, cluster_keys: Collection[str]
+    doc: yamldoc.YamlDoc,
+    dep: Deployment,
+    folder: Path,
+    cluster_keys: Collection[str],
+    repo_root: Path,
 ) -> list[Problem]:
     problems: list[Problem] = []
+    root = repo_root.resolve()
     for i, task in enumerate(dep.tasks):
-        if not notebook_path(folder, task).is_file():
-            key = ("tasks", i, "notebook") if task.notebook else ("tasks", i, "task_key")
+        path = notebook_path(folder, task)
+        key = ("tasks", i, "notebook") if task.notebook else ("tasks", i, "task_key")
+        if not path.is_file():
             problems.append(
                 doc.problem(
                     key,
                     f"notebook '{task.notebook_file}' not found in {doc.shown.rsplit('/', 1)[0]}/",
+                )
+            )
+        elif not path.resolve().is_relative_to(root):
+            problems.append(
+                doc.problem(
+                    key,
+                    f"notebook '{path.name}' resolves outside the repository (a symlink?); "
+                    "expected a file inside it",
                 )
             )
         if cluster_keys and task.job_cluster_key and task.job_cluster_key not in cluster_keys:

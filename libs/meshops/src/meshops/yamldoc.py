@@ -2,10 +2,20 @@
 
 PyYAML parses; pydantic checks the shape; this module only joins the two so a
 message reads `path/deployment.yml:12: tasks[1].run_if: expected one of ...`.
+
+Files are hostile input: before anything is parsed a file must be a regular file
+inside the repository, at most MAX_FILE_BYTES of UTF-8 text without NUL characters;
+its YAML events are then checked for depth, anchors and aliases (no recursion, no
+exponential expansion), the number of values and huge numbers, so a bad file ends in
+one line naming it, quickly, and an error never echoes more than a short redacted
+excerpt of the file.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
@@ -15,7 +25,18 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from meshops.errors import InvalidFiles, Problem, display_path
+from meshops.errors import InvalidFiles, Problem, display_path, excerpt, shown_value
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 50
+MAX_ANCHORS = 100
+MAX_ALIASES = 100
+MAX_NODES = 100_000
+"""Keys, values and collections of a file, aliases expanded."""
+MAX_NUMBER_CHARS = 100
+MAX_PROBLEMS = 20
+"""Problems listed per file; the rest are counted in one more line."""
+_BIG_NUMBER = re.compile(r"[-+]?(?:0[xob])?[0-9a-fA-F_:.]+(?:[eE][-+]?[0-9]+)?")
 
 Key = tuple[str | int, ...]
 # libyaml when PyYAML was built with it: ~10x faster on large meshes
@@ -50,36 +71,264 @@ class YamlDoc:
 
 
 def key_path(key: Key) -> str:
-    """('tasks', 1, 'run_if') -> 'tasks[1].run_if'."""
+    """('tasks', 1, 'run_if') -> 'tasks[1].run_if' (keys from files shown as excerpts)."""
     out = ""
-    for part in key:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    for depth, part in enumerate(key):
+        if depth == 8:
+            return out + "..."  # deeper paths say nothing more, and can be very long
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            text = excerpt(part, 40)
+            out += f".{text}" if out else text
     return out
 
 
-def load(path: Path, root: Path | None = None) -> YamlDoc:
-    """Parse a YAML file; a syntax error or duplicate key is an InvalidFiles."""
-    shown = display_path(path, root)
+def capped(problems: list[Problem], limit: int = MAX_PROBLEMS) -> list[Problem]:
+    """At most `limit` problems per file, then one line counting the rest."""
+    out: list[Problem] = []
+    kept: dict[str, int] = {}
+    hidden: dict[str, int] = {}
+    for problem in problems:
+        if kept.get(problem.file, 0) < limit:
+            kept[problem.file] = kept.get(problem.file, 0) + 1
+            out.append(problem)
+        else:
+            hidden[problem.file] = hidden.get(problem.file, 0) + 1
+    for file, count in hidden.items():
+        out.append(Problem(file, "", f"{count:,} more problem(s) not listed; fix the ones above"))
+    return out
+
+
+def _bad(shown: str, message: str, line: int | None = None) -> InvalidFiles:
+    return InvalidFiles([Problem(shown, "", message, line)])
+
+
+def refuse_outside(path: Path, root: Path | None, shown: str, what: str = "file") -> None:
+    """A file (or a symlink to one) that resolves outside the repository is never read."""
+    if root is None:
+        return
     try:
-        text = path.read_text(encoding="utf-8")
+        real = path.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise _bad(shown, f"cannot resolve the {what} (symlink loop?)") from exc
+    if not real.is_relative_to(root.resolve()):
+        raise _bad(
+            shown,
+            f"{what} resolves outside the repository (a symlink?); "
+            f"expected a regular {what} inside it",
+        )
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_bytes(path: Path, shown: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; anything else is InvalidFiles."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise _bad(shown, f"is {_kind(info.st_mode)}; expected a regular file")
+        # O_NONBLOCK: a file swapped for a FIFO after the check cannot block the open
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(path, flags)
     except OSError as exc:
-        raise InvalidFiles([Problem(shown, "", f"cannot read file: {exc.strerror}")]) from exc
-    loader = _Loader(text)
-    try:  # one parse: the node tree gives lines, the same tree gives the data
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise InvalidFiles([Problem(shown, "", f"not valid YAML: {exc.problem}", line)]) from exc
+        raise _bad(shown, f"cannot read file: {exc.strerror}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _bad(shown, f"is {_kind(info.st_mode)}; expected a regular file")
+        if info.st_size > limit:
+            raise _bad(shown, f"is {info.st_size:,} bytes; expected at most {limit:,} bytes")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise _bad(shown, f"cannot read file: {exc.strerror}") from exc
     finally:
-        loader.dispose()
+        os.close(fd)
+    if len(data) > limit:
+        raise _bad(shown, f"is more than {limit:,} bytes; expected at most {limit:,} bytes")
+    return data
+
+
+def decode(data: bytes, shown: str) -> str:
+    """UTF-8 text (a BOM is allowed) without NUL characters, or InvalidFiles saying why."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _bad(shown, "is UTF-16 or UTF-32 encoded; expected UTF-8 text", 1)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise _bad(
+            shown,
+            f"is not UTF-8 text (byte 0x{data[exc.start]:02x}); expected a UTF-8 text file "
+            "(save it as UTF-8)",
+            line,
+        ) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise _bad(
+            shown, "contains a NUL character (binary?); expected a text file", _line(text, nul)
+        )
+    return text
+
+
+def _line(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def load(path: Path, root: Path | None = None) -> YamlDoc:
+    """Parse a YAML file; an unreadable, oversized, non-UTF-8 or invalid file, a syntax
+    error or a duplicate key is an InvalidFiles naming the file."""
+    shown = display_path(path, root)
+    refuse_outside(path, root, shown)
+    text = decode(read_bytes(path, shown), shown)
+    node, data = _parse(text, shown)
     lines: dict[Key, int] = {}
     duplicates: list[Problem] = []
     if node is not None:
         _index(node, (), lines, duplicates, shown)
     if duplicates:
-        raise InvalidFiles(duplicates)
+        raise InvalidFiles(capped(duplicates))
     return YamlDoc(path=path, shown=shown, data=data, lines=lines)
+
+
+def _parse(text: str, shown: str) -> tuple[yaml.Node | None, Any]:
+    try:
+        _check_events(text, shown)
+        loader = _Loader(text)
+        try:  # one parse: the node tree gives lines, the same tree gives the data
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise _bad(shown, f"not valid YAML: {excerpt(str(exc.problem))}", line) from None
+    except yaml.reader.ReaderError as exc:
+        message = f"not valid YAML: unacceptable character #x{exc.character:04x}"
+        raise _bad(
+            shown, f"{message}; expected printable text", _line(text, exc.position)
+        ) from None
+    except yaml.YAMLError as exc:
+        raise _bad(shown, f"not valid YAML: {excerpt(str(exc))}") from None
+    except (ValueError, OverflowError, RecursionError, TypeError) as exc:
+        raise _bad(shown, f"a value cannot be read: {excerpt(str(exc))}") from None
+    return node, data
+
+
+@dataclass
+class _Frame:
+    """An open collection while the event stream is checked."""
+
+    path: Key
+    anchor: str | None
+    is_map: bool
+    values: int = 1
+    depth: int = 0
+    key: str | int = ""
+    expect_key: bool = True
+    index: int = 0
+
+    def child(self) -> Key:
+        """Key path of the next node in this collection (a mapping key: the mapping's)."""
+        if not self.is_map:
+            return (*self.path, self.index)
+        return self.path if self.expect_key else (*self.path, self.key)
+
+    def done(self, scalar: str | None) -> None:
+        if not self.is_map:
+            self.index += 1
+        else:
+            if self.expect_key:
+                self.key = scalar if scalar is not None else "<complex key>"
+            self.expect_key = not self.expect_key
+
+
+def _check_events(text: str, shown: str) -> None:
+    """Depth, anchors, aliases (recursion, expansion), size and huge numbers, checked on the
+    event stream: linear in the text, before any node tree or object is built."""
+    frames: list[_Frame] = []
+    expanded: dict[str, tuple[int, int]] = {}  # anchor -> values and depth of its node
+    open_anchors: set[str] = set()
+    counts = {"anchors": 0, "aliases": 0, "top": 0}
+    deep = f"nested deeper than {MAX_DEPTH} levels; expected at most {MAX_DEPTH}"
+
+    def bad(message: str, event: Any, path: Key) -> InvalidFiles:
+        return InvalidFiles([Problem(shown, key_path(path), message, event.start_mark.line + 1)])
+
+    def add(values: int, depth: int, event: Any, path: Key, scalar: str | None = None) -> None:
+        if len(frames) + depth > MAX_DEPTH:
+            raise bad(deep, event, path)
+        if frames:
+            frames[-1].values += values
+            frames[-1].depth = max(frames[-1].depth, depth)
+            frames[-1].done(scalar)
+        else:
+            counts["top"] += values
+        if counts["top"] + sum(f.values for f in frames) > MAX_NODES:
+            raise bad(f"holds more than {MAX_NODES:,} values (aliases expanded)", event, path)
+
+    for event in yaml.parse(text, Loader=_Loader):
+        if not isinstance(event, yaml.NodeEvent | yaml.CollectionEndEvent):
+            continue
+        given = getattr(event, "anchor", None)
+        anchor = None if given is None else str(given)
+        path = frames[-1].child() if frames else ()
+        if isinstance(event, yaml.AliasEvent):
+            counts["aliases"] += 1
+            if counts["aliases"] > MAX_ALIASES:
+                raise bad(f"more than {MAX_ALIASES} aliases; expected at most that", event, path)
+            if anchor in open_anchors:
+                raise bad(
+                    f"alias *{excerpt(str(anchor), 40)} is inside the value it names "
+                    "(recursive alias); expected no recursion",
+                    event,
+                    path,
+                )
+            add(*expanded.get(str(anchor), (1, 0)), event, path)
+            continue
+        if anchor is not None:
+            counts["anchors"] += 1
+            if counts["anchors"] > MAX_ANCHORS:
+                raise bad(f"more than {MAX_ANCHORS} anchors; expected at most that", event, path)
+        if isinstance(event, yaml.ScalarEvent):
+            value = event.value
+            if (
+                not event.style  # plain: None from PyYAML, '' from libyaml
+                and len(value) > MAX_NUMBER_CHARS
+                and _BIG_NUMBER.fullmatch(value)
+            ):
+                raise bad(
+                    f"a number of {len(value):,} characters; expected at most {MAX_NUMBER_CHARS}",
+                    event,
+                    path,
+                )
+            if anchor is not None:
+                expanded[anchor] = (1, 0)
+            add(1, 0, event, path, value)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            frames.append(_Frame(path, anchor, isinstance(event, yaml.MappingStartEvent)))
+            if anchor is not None:
+                open_anchors.add(anchor)
+            if len(frames) > MAX_DEPTH:
+                raise bad(deep, event, path)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            frame = frames.pop()
+            if frame.anchor is not None:
+                open_anchors.discard(frame.anchor)
+                expanded[frame.anchor] = (frame.values, frame.depth + 1)
+            add(frame.values, frame.depth + 1, event, frame.path)
 
 
 def _index(
@@ -89,7 +338,7 @@ def _index(
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for knode, vnode in node.value:
-            name = str(knode.value)
+            name = str(knode.value) if isinstance(knode, yaml.ScalarNode) else "<complex key>"
             if name in seen:
                 dups.append(
                     Problem(
@@ -110,7 +359,7 @@ def validate(model: type[M], doc: YamlDoc, context: dict[str, Any] | None = None
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
-        raise InvalidFiles(problems(model, doc, exc)) from exc
+        raise InvalidFiles(capped(problems(model, doc, exc))) from exc
 
 
 def problems(model: type[BaseModel], doc: YamlDoc, exc: ValidationError) -> list[Problem]:
@@ -143,27 +392,33 @@ _BOUNDS = {
 def _message(model: type[BaseModel], loc: Key, err: Any) -> str:
     kind = err["type"]
     given = err.get("input")
+    shown = shown_value(given)
     ctx = err.get("ctx", {})
     if kind == "extra_forbidden":
         parent = _model_at(model, loc[:-1])
         allowed = ", ".join(sorted(parent.model_fields)) if parent else ""
-        return f"unknown key '{loc[-1]}'; expected one of: {allowed}"
+        return f"unknown key '{excerpt(str(loc[-1]), 40)}'; expected one of: {allowed}"
     if kind == "missing":
         return "required key is missing"
     if kind in ("literal_error", "enum"):
-        return f"got {given!r}; expected {ctx.get('expected', '')}"
+        return f"got {shown}; expected {ctx.get('expected', '')}"
     if kind in _BOUNDS:
         bound = next(iter(v for k, v in ctx.items() if k in ("ge", "gt", "le", "lt")), "")
-        return f"got {given!r}; expected a number {_BOUNDS[kind]} {bound}"
+        return f"got {shown}; expected a number {_BOUNDS[kind]} {bound}"
     if kind == "too_short":
         count = len(given) if given is not None else 0
         return f"got {count} item(s); expected at least {ctx.get('min_length')}"
+    if kind == "too_long":
+        count = len(given) if given is not None else ctx.get("actual_length", 0)
+        return f"got {count:,} item(s); expected at most {ctx.get('max_length', 0):,}"
     if kind.endswith("_type"):
         expected = _TYPE_WORDS.get(kind.removesuffix("_type"), kind.removesuffix("_type"))
-        shown = _TYPE_WORDS.get(type(given).__name__, type(given).__name__).split()[-1]
-        return f"expected {expected}, got {shown} {given!r}"
-    msg = str(err["msg"])
-    return msg.removeprefix("Value error, ")
+        word = _TYPE_WORDS.get(type(given).__name__, type(given).__name__).split()[-1]
+        return f"expected {expected}, got {word} {shown}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if isinstance(given, str) and repr(given) in msg:
+        msg = msg.replace(repr(given), shown)  # validators quote the value: only an excerpt
+    return excerpt(msg, 400) if len(msg) > 400 else msg
 
 
 def _annotation_models(annotation: Any) -> list[Any]:
