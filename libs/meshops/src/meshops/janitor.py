@@ -1,10 +1,16 @@
 """Removes stale dev deployments (jobs and schemas); never a prod asset.
 
 A dev deployment is `dev_<user>_<branch>_<commit8>` (`Context.deployment`). Its
-jobs say so in their tags; its schemas are recognised by comparing their names
+jobs say so in their tags; its schemas are found by comparing their names
 with names computed by `meshops.naming` for a sentinel deployment, so the
 platform's templates stay the only definition of a name (no second parser to
-drift from them). A deployment is stale when its branch is gone from the remote
+drift from them). A name is never enough to delete a schema: it must also carry
+the evidence meshops records when it creates a dev schema, the schema property
+`meshops.deployment=<deployment>` (Unity Catalog schema properties; locally the
+marker file the run writes into the schema's folder along with DBPROPERTIES),
+naming the deployment its name reads as. A look-alike without it is kept.
+
+A deployment is stale when its branch is gone from the remote
 (or from the local branches when there is no remote), or when a newer
 deployment of the same user and branch superseded it more than
 `janitor.stale_days` days ago.
@@ -12,11 +18,12 @@ deployment of the same user and branch superseded it more than
 Deleting is guarded in code, separately from choosing: before anything is
 deleted, every asset must prove it is a dev asset whose name is exactly the dev
 name of its deployment and equals no prod name of any known flow; otherwise
-the janitor raises and deletes nothing.
+the janitor raises and deletes nothing. A schema must also carry its evidence.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,8 +35,9 @@ from meshops import naming
 from meshops.context import BRANCH_SLUG_MAX, DETACHED, Context, git, slug
 from meshops.discover import Mesh
 from meshops.errors import InvalidInput, MeshopsError
-from meshops.plan import FLOW_TAG
+from meshops.plan import FLOW_TAG, SCHEMA_MARKER, SCHEMA_PROPERTY
 from meshops.targets.base import DeployedJob, SchemaInfo, Target, one_line, redact
+from meshops.targets.local import SCHEMA_SEPARATOR, LocalTarget
 
 DAY = 86400.0
 DEV: Final = "dev"
@@ -100,6 +108,8 @@ class Asset:
     job_id: int | None = None
     flow: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    evidence: str | None = None
+    """Schemas: the deployment their `meshops.deployment` property names (None: none)."""
 
 
 @dataclass(frozen=True)
@@ -241,8 +251,13 @@ class ProdGuard:
             return None
         if asset.name in self.names.prod_schemas:
             return "its name is a prod schema name"
-        if self.names.schema_deployments(asset.name) != {dep}:
+        if dep.id not in {d.id for d in self.names.schema_deployments(asset.name)}:
             return f"its name is not a dev schema name of deployment {dep.id}"
+        if asset.evidence != dep.id:
+            return (
+                f"its {SCHEMA_PROPERTY} property is {asset.evidence!r}, not {dep.id!r}: "
+                "meshops did not create it for that deployment"
+            )
         return None
 
 
@@ -261,8 +276,36 @@ def _job_asset(job: DeployedJob, names: Names) -> Asset | Finding | None:
     return asset
 
 
+def schema_evidence(target: Target, schema: SchemaInfo) -> str | None:
+    """The deployment a schema's `meshops.deployment` property names; None without one.
+
+    Databricks: the Unity Catalog schema's properties. Locally: the marker file meshops
+    writes into the schema's folder when it creates the schema (read without starting
+    Spark; a schema dropped and made again by anyone else has a new folder and none).
+    """
+    if isinstance(target, LocalTarget):
+        folder = target.state.warehouse / f"{schema.catalog}{SCHEMA_SEPARATOR}{schema.name}.db"
+        try:
+            found = json.loads((folder / SCHEMA_MARKER).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        value = found.get(SCHEMA_PROPERTY) if isinstance(found, dict) else None
+        return value if isinstance(value, str) else None
+    workspace = getattr(target, "w", None)
+    if workspace is None:
+        return None
+    from databricks.sdk.errors import NotFound
+
+    try:
+        properties = workspace.schemas.get(schema.full_name).properties or {}
+    except NotFound:  # dropped since it was listed
+        return None
+    value = properties.get(SCHEMA_PROPERTY)
+    return value if isinstance(value, str) else None
+
+
 def _schema_asset(
-    schema: SchemaInfo, names: Names, known: set[Deployment]
+    schema: SchemaInfo, names: Names, known: set[Deployment], target: Target
 ) -> Asset | Finding | None:
     full = schema.full_name
     if full in names.prod_schemas:
@@ -270,13 +313,22 @@ def _schema_asset(
     readings = names.schema_deployments(full)
     if not readings:
         return None
-    chosen = readings if len(readings) == 1 else readings & known
+    evidence = schema_evidence(target, schema)
+    proven = {d for d in readings if d.id == evidence}
+    chosen = proven or (readings if len(readings) == 1 else readings & known)
     if len(chosen) != 1:
         dep = sorted(readings, key=lambda d: d.id)[0]
         asset = Asset("schema", full, dep, schema.created_ms)
         ids = ", ".join(sorted(d.id for d in readings))
         return Finding(asset, f"name reads as more than one deployment ({ids}); left alone")
-    return Asset("schema", full, next(iter(chosen)), schema.created_ms)
+    asset = Asset("schema", full, next(iter(chosen)), schema.created_ms, evidence=evidence)
+    if not proven:
+        shown = f"is {evidence!r}" if evidence else "is missing"
+        return Finding(
+            asset,
+            f"no evidence meshops created it: its {SCHEMA_PROPERTY} property {shown}; left alone",
+        )
+    return asset
 
 
 def survey(
@@ -304,7 +356,7 @@ def survey(
     known = {a.deployment for a in assets}
     for catalog in names.catalogs:
         for schema in target.list_schemas(catalog):
-            found = _schema_asset(schema, names, known)
+            found = _schema_asset(schema, names, known, target)
             if isinstance(found, Finding):
                 result.kept.append(found)
             elif found is not None:

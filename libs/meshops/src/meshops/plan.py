@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import version as dist_version
 from pathlib import PurePosixPath
@@ -20,13 +20,19 @@ from typing import Any
 from databricks.sdk.service.jobs import JobSettings
 
 from meshops import config, naming
-from meshops.context import Context
+from meshops.context import Context, strip_userinfo
 from meshops.discover import Flow, Mesh
 from meshops.errors import InvalidFiles, MeshopsError, Problem
 from meshops.spec import Domain, FlowSpec, Task, load_deployment, load_domain
 
 HASH_TAG = "meshops_hash"
 FLOW_TAG = "meshops_flow"
+SCHEMA_PROPERTY = "meshops.deployment"
+"""Schema property (Unity Catalog schema properties; locally DBPROPERTIES) meshops sets on a
+dev schema it creates: the janitor's evidence that the schema is meshops' and whose it is."""
+SCHEMA_MARKER = "_meshops_deployment"
+"""Locally also a file of that name in the schema's warehouse folder: it lives and dies with
+the folder, and the janitor reads it without starting Spark."""
 BRICKOPS = "brickops"
 
 ClusterIds = Callable[[str], str]
@@ -42,6 +48,11 @@ class JobPlan:
     payload: dict[str, Any]
     owners_group: str
     viewers_group: str | None
+    schemas: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Dev only: the schemas the job's tasks write, with the properties to create them with
+    (`meshops.deployment`), so the janitor can later prove they are this deployment's. A
+    target creates the missing ones before the first run; a schema that already exists is
+    left as it is (meshops did not create it)."""
 
     @property
     def job_name(self) -> str:
@@ -64,6 +75,11 @@ class JobPlan:
         if self.viewers_group:
             acl.append({"group_name": self.viewers_group, "permission_level": "CAN_VIEW"})
         return acl
+
+
+def schema_properties(ctx: Context) -> dict[str, str]:
+    """Properties of a schema meshops creates for `ctx`'s deployment (the janitor's evidence)."""
+    return {SCHEMA_PROPERTY: ctx.deployment}
 
 
 def offline_cluster_ids(name: str) -> str:
@@ -155,7 +171,7 @@ def plan_flow(
         "tags": {
             **dep.tags,
             "deployment": ctx.deployment,
-            "git_url": ctx.git_url,
+            "git_url": strip_userinfo(ctx.git_url),
             "git_branch": ctx.branch_slug,
             "git_commit": ctx.commit,
             "version": ctx.version,
@@ -192,7 +208,17 @@ def plan_flow(
         payload=payload,
         owners_group=domain.owners_group,
         viewers_group=cfg.settings.viewers_group,
+        schemas=dev_schemas(ctx, spec),
     )
+
+
+def dev_schemas(ctx: Context, spec: FlowSpec) -> dict[str, dict[str, str]]:
+    """The schemas a dev deployment's tasks write, each with the janitor's evidence."""
+    if ctx.env != "dev":
+        return {}
+    tasks = spec.deployment.tasks
+    found = {naming.for_notebook(ctx, spec.notebook_path(t)).schema for t in tasks}
+    return {name: schema_properties(ctx) for name in sorted(found)}
 
 
 def _description(ctx: Context, flow: Flow, text: str | None) -> str:
@@ -207,7 +233,7 @@ def _description(ctx: Context, flow: Flow, text: str | None) -> str:
 def _git_source(ctx: Context, cfg: config.PlatformConfig) -> dict[str, str]:
     """Prod runs the release tag; everything else the exact commit."""
     source = {
-        "git_url": ctx.git_url or cfg.settings.git_url,
+        "git_url": strip_userinfo(ctx.git_url or cfg.settings.git_url),
         "git_provider": cfg.settings.git_provider,
     }
     if ctx.env == "prod" and ctx.is_release and ctx.tag:

@@ -80,6 +80,21 @@ def local_target(repo: Path) -> LocalTarget:
     return LocalTarget(StatePaths.for_repo(repo), "jane.doe@acme.example")
 
 
+def add_schema(ws: WorkspaceDouble, name: str, deployment: str | None = None) -> None:
+    """A schema of the taxinyc catalog; with `deployment`, the evidence meshops records."""
+    ws.add_catalog(CATALOG)
+    properties = {"meshops.deployment": deployment} if deployment else None
+    ws.client().schemas.create(name=name, catalog_name=CATALOG, properties=properties)
+
+
+def local_schema(repo: Path, name: str, deployment: str | None = None) -> None:
+    """A schema folder of the local warehouse; with `deployment`, the marker a dev run writes."""
+    folder = StatePaths.for_repo(repo).warehouse / f"{CATALOG}__{name}.db"
+    folder.mkdir(parents=True)
+    if deployment:
+        (folder / plan.SCHEMA_MARKER).write_text(json.dumps({"meshops.deployment": deployment}))
+
+
 # ---------------------------------------------------------------- branches
 
 
@@ -109,13 +124,13 @@ def test_deleted_branch_makes_jobs_and_schemas_stale_prod_stays(
     live = deploy_to(target, ctx(repo, "feat-x", A))
     prod = deploy_to(target, ctx(repo, "main", C, "prod"))
     old_commit = ctx(repo, "old-y", OLD).short_commit
-    for schema in (
-        f"dev_janedoe_oldy_{old_commit}_revenue",
-        "dev_janedoe_featx_aaaa1111_revenue",
-        "revenue",  # prod
-        "scratch",  # not meshops'
-    ):
-        ws.add_schema(CATALOG, schema)
+    old = f"dev_janedoe_oldy_{old_commit}"
+    add_schema(ws, f"{old}_revenue", old)
+    add_schema(ws, "dev_janedoe_featx_aaaa1111_revenue", "dev_janedoe_featx_aaaa1111")
+    add_schema(ws, "revenue")  # prod
+    add_schema(ws, "scratch")  # not meshops'
+    add_schema(ws, f"{old}_lookalike")  # a dev name, but meshops never made it
+    add_schema(ws, f"{old}_claimed", "dev_someone_else_0123abcd")  # evidence of another
     mesh = discover.scan(repo)
     ws.request_log.clear()
 
@@ -129,11 +144,35 @@ def test_deleted_branch_makes_jobs_and_schemas_stale_prod_stays(
             "branch oldy is gone from origin",
         ),
     ]
-    assert names_of(found.kept) == sorted([live, f"{CATALOG}.dev_janedoe_featx_aaaa1111_revenue"])
-    assert {f.reason for f in found.kept} == {"latest deployment of branch featx"}
+    assert [(f.asset.name, f.reason) for f in found.kept] == [
+        (
+            f"{CATALOG}.{old}_claimed",
+            "no evidence meshops created it: its meshops.deployment property is "
+            "'dev_someone_else_0123abcd'; left alone",
+        ),
+        (
+            f"{CATALOG}.{old}_lookalike",
+            "no evidence meshops created it: its meshops.deployment property is missing; "
+            "left alone",
+        ),
+        (live, "latest deployment of branch featx"),
+        (f"{CATALOG}.dev_janedoe_featx_aaaa1111_revenue", "latest deployment of branch featx"),
+    ]
+    uc = "/api/2.1/unity-catalog/schemas"
     assert [(r.method, r.path) for r in ws.request_log.api_calls()] == [
         ("GET", "/api/2.2/jobs/list"),
-        ("GET", "/api/2.1/unity-catalog/schemas"),
+        ("GET", uc),
+        *[
+            ("GET", f"{uc}/{CATALOG}.{name}")
+            for name in sorted(
+                [
+                    f"{old}_revenue",
+                    "dev_janedoe_featx_aaaa1111_revenue",
+                    f"{old}_lookalike",
+                    f"{old}_claimed",
+                ]
+            )
+        ],
     ]
 
     ws.request_log.clear()
@@ -152,6 +191,8 @@ def test_deleted_branch_makes_jobs_and_schemas_stale_prod_stays(
             f"{CATALOG}.dev_janedoe_featx_aaaa1111_revenue",
             f"{CATALOG}.revenue",
             f"{CATALOG}.scratch",
+            f"{CATALOG}.{old}_lookalike",
+            f"{CATALOG}.{old}_claimed",
         ]
     )
 
@@ -202,8 +243,19 @@ def test_guard_reasons(repo: Path) -> None:
     job = "transport_taxinyc_dev_revenue_janedoe_featx_aaaa1111"
     tags = {"deployment": dev.id, "meshops_flow": REVENUE}
     guard.check(Asset("job", job, dev, 0, 1, REVENUE, tags))
-    guard.check(Asset("schema", f"{CATALOG}.dev_janedoe_featx_aaaa1111_revenue", dev, 0))
+    schema = f"{CATALOG}.dev_janedoe_featx_aaaa1111_revenue"
+    guard.check(Asset("schema", schema, dev, 0, evidence=dev.id))
     cases = [
+        (
+            Asset("schema", schema, dev, 0),
+            f"its meshops.deployment property is None, not '{dev.id}': meshops did not create "
+            "it for that deployment",
+        ),
+        (
+            Asset("schema", schema, dev, 0, evidence="dev_x_y_0123abcd"),
+            f"its meshops.deployment property is 'dev_x_y_0123abcd', not '{dev.id}': meshops "
+            "did not create it for that deployment",
+        ),
         (
             Asset("job", "transport_taxinyc_prod_revenue", dev, 0, 1, REVENUE, tags),
             ("its name is a prod job name"),
@@ -284,8 +336,7 @@ def test_superseded_deployments_go_after_stale_days(repo: Path) -> None:
 def test_ambiguous_schema_names_are_left_alone_unless_a_job_decides(repo: Path) -> None:
     # user a_b, branch c0ffee00, commit deadbeef also reads as user a, branch b, commit c0ffee00
     schema = "dev_a_b_c0ffee00_deadbeef_revenue"
-    warehouse = StatePaths.for_repo(repo).warehouse
-    (warehouse / f"{CATALOG}__{schema}.db").mkdir(parents=True)
+    local_schema(repo, schema)
     target = LocalTarget(StatePaths.for_repo(repo), "a_b@acme.example")
     found, _ = survey(ctx(repo, "main", C), discover.scan(repo), target, branches={"main"})
     assert found.stale == []
@@ -297,9 +348,29 @@ def test_ambiguous_schema_names_are_left_alone_unless_a_job_decides(repo: Path) 
     c = replace(ctx(repo, "c0ffee00", "deadbeef" * 5), user="a_b@acme.example")
     deploy_to(target, c)
     found, _ = survey(c, discover.scan(repo), target, branches={"main"})
+    # the job decides whose name it is, but without evidence the schema still stays
+    assert names_of(found.stale) == ["transport_taxinyc_dev_revenue_a_b_c0ffee00_deadbeef"]
+    assert [f.reason for f in found.kept] == [
+        "no evidence meshops created it: its meshops.deployment property is missing; left alone"
+    ]
+    marker = StatePaths.for_repo(repo).warehouse / f"{CATALOG}__{schema}.db" / plan.SCHEMA_MARKER
+    marker.write_text(json.dumps({"meshops.deployment": c.deployment}))
+    found, _ = survey(c, discover.scan(repo), target, branches={"main"})
     assert names_of(found.stale) == sorted(
         [f"{CATALOG}.{schema}", "transport_taxinyc_dev_revenue_a_b_c0ffee00_deadbeef"]
     )
+
+
+@pytest.mark.unit
+def test_evidence_alone_resolves_an_ambiguous_name(repo: Path) -> None:
+    schema = "dev_a_b_c0ffee00_deadbeef_revenue"
+    local_schema(repo, schema, "dev_a_b_c0ffee00_deadbeef")
+    target = LocalTarget(StatePaths.for_repo(repo), "a_b@acme.example")
+    found, names = survey(ctx(repo, "main", C), discover.scan(repo), target, branches={"main"})
+    assert [(f.asset.name, f.asset.deployment.id, f.reason) for f in found.stale] == [
+        (f"{CATALOG}.{schema}", "dev_a_b_c0ffee00_deadbeef", "branch c0ffee00 is gone from origin")
+    ]
+    ProdGuard(names).check(found.stale[0].asset)
 
 
 @pytest.mark.unit

@@ -11,6 +11,7 @@ import pytest
 from meshops import context, deploy, discover, naming
 from meshops.errors import InvalidInput, MeshopsError
 from meshops.janitor import Deployment, Finding, ProdGuard, Survey, clean, survey
+from meshops.plan import SCHEMA_MARKER
 from meshops.state import StatePaths
 from meshops.targets.local import JobRegistry, LocalTarget, job_context, worktree
 from meshops.testing.mesh import FlowDef, commit_all, git, write_flow
@@ -157,6 +158,10 @@ def test_failed_deletions_are_reported_and_the_rest_still_go(repo: Path) -> None
     )
     schema = f"acme_transport_taxinyc__{dev.id}_revenue.db"
     (target.state.warehouse / schema).mkdir(parents=True)
+    # the evidence a dev run leaves in the schemas it creates (the janitor deletes no other)
+    (target.state.warehouse / schema / SCHEMA_MARKER).write_text(
+        f'{{"meshops.deployment": "{dev.id}"}}'
+    )
     found, names = survey(ctx, mesh, target, branches={"main"})
     assert len(found.stale) == 2
     with pytest.raises(MeshopsError) as caught:

@@ -5,7 +5,9 @@
 - `notebook`: the notebook context brickops reads (path, user, no API), `exit`, `run`.
 - `fs`: files; `/Volumes/<c>/<s>/<v>/...` and `dbfs:/...` map to folders of the state dir.
 - `jobs.taskValues`: values passed between the tasks of one run.
-- `secrets`: from `MESHOPS_SECRET_<SCOPE>_<KEY>` variables.
+- `secrets`: from `MESHOPS_SECRET_<SCOPE>_<KEY>` variables (as the flow run found them:
+  a run takes them out of the notebook's environment); every value handed out is redacted
+  from task output, results and run records from then on, as Databricks shows `[REDACTED]`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from meshops.engine.notebook import NotebookExit
+from meshops.engine.output import register_secret
 from meshops.engine.paths import local_path
 from meshops.errors import MeshopsError
 from meshops.state import StatePaths
@@ -229,13 +232,33 @@ class TaskValues:
         raise MeshopsError(f"task value {taskKey}.{key} was not set by task {taskKey!r}")
 
 
+SECRET_PREFIX = "MESHOPS_SECRET_"  # noqa: S105 - a variable name prefix, not a secret
+
+
+def secret_variable(scope: str, key: str) -> str:
+    return SECRET_PREFIX + re.sub(r"\W", "_", f"{scope}_{key}").upper()
+
+
 class Secrets:
-    def get(self, scope: str, key: str) -> str:
-        name = "MESHOPS_SECRET_" + re.sub(r"\W", "_", f"{scope}_{key}").upper()
-        value = os.environ.get(name)
+    """`dbutils.secrets` from `values` (the run's snapshot), else the environment."""
+
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self._values = values
+
+    def _lookup(self, scope: str, key: str) -> str:
+        name = secret_variable(scope, key)
+        source = os.environ if self._values is None else self._values
+        value = source.get(name)
         if value is None:
             raise MeshopsError(f"secret {scope}/{key} is not set locally: export {name}")
+        register_secret(value)
         return value
+
+    def get(self, scope: str, key: str) -> str:
+        return self._lookup(scope, key)
+
+    def getBytes(self, scope: str, key: str) -> bytes:  # noqa: N802 - the dbutils name
+        return self._lookup(scope, key).encode()
 
 
 class Notebook:
@@ -277,12 +300,13 @@ class LocalDbutils:
         widgets: Mapping[str, str],
         task_values: TaskValues,
         run_notebook: Callable[[str, Mapping[str, str]], str | None],
+        secrets: Mapping[str, str] | None = None,
     ) -> None:
         self.widgets = Widgets(widgets)
         self.notebook = Notebook(_Context(notebook_path, user), run_notebook)
         self.fs = Fs(state)
         self.jobs = _Jobs(task_values)
-        self.secrets = Secrets()
+        self.secrets = Secrets(secrets)
         self.library = _Library()
 
     def __repr__(self) -> str:

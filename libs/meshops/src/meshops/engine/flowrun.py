@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -26,14 +28,14 @@ from meshops.console import err, table
 from meshops.context import Context
 from meshops.discover import Flow, Mesh
 from meshops.engine import session
-from meshops.engine.dbutils import LocalDbutils, TaskValues
+from meshops.engine.dbutils import SECRET_PREFIX, LocalDbutils, TaskValues
 from meshops.engine.notebook import (
     NotebookError,
     NotebookRunner,
     TaskInterrupted,
     databricks_globals,
 )
-from meshops.engine.output import task_output
+from meshops.engine.output import redact, redact_value, register_secret, task_output
 from meshops.engine.runs import RunRecord, RunStore, TaskRecord
 from meshops.engine.scheduler import Node, Outcome, Scheduler, Status, TaskFailed, result_state
 from meshops.errors import InvalidInput, display_path
@@ -116,11 +118,30 @@ def run_flow(ctx: Context, mesh: Mesh, flow: Flow, options: RunOptions | None = 
     """Run every task of `flow` per its deployment.yml; the result says what happened."""
     options = options or RunOptions()
     spec = plan.load(mesh, [flow]).specs[flow.rel]
+    params = widgets(ctx, spec, options.parameters)
+    session.describe_holder(f"flow {flow.rel}")
+    if session.active_options() is None and session.local_start():
+        # the local JVM (and the Python workers it forks) inherits the environment it starts in
+        with without_credentials():
+            spark_for(ctx, mesh)
+    spark = spark_for(ctx, mesh)  # databricks-connect needs the credentials to start
+    with without_credentials() as secrets:
+        return _run(ctx, mesh, flow, spec, params, options, spark, secrets)
+
+
+def _run(
+    ctx: Context,
+    mesh: Mesh,
+    flow: Flow,
+    spec: FlowSpec,
+    params: Mapping[str, str],
+    options: RunOptions,
+    spark: SparkSession,
+    secrets: Mapping[str, str],
+) -> RunResult:
     dep = spec.deployment
     names = naming.for_notebook(ctx, spec.notebook_path(dep.tasks[0]))
-    params = widgets(ctx, spec, options.parameters)
     state = StatePaths.for_repo(ctx.repo_root)
-    spark = spark_for(ctx, mesh)
     store = RunStore(state.runs_db)
     record = RunRecord(
         flow=flow.rel,
@@ -155,7 +176,8 @@ def run_flow(ctx: Context, mesh: Mesh, flow: Flow, options: RunOptions | None = 
     tables: dict[str, dict[str, int]] = {}
     results: dict[str, str] = {}
     active: dict[str, str] = {}
-    notebooks = _Notebooks(spark, state, ctx, values)
+    notebooks = _Notebooks(spark, state, ctx, values, secrets)
+    _mark_dev_schemas(spark, ctx, spec)
 
     def execute(node: Node, attempt: int) -> None:
         task = dep.task(node.key)
@@ -169,7 +191,7 @@ def run_flow(ctx: Context, mesh: Mesh, flow: Flow, options: RunOptions | None = 
                 written = session.drain_writes(spark, tag)
         tables[node.key] = {name: spark.table(name).count() for name in dict.fromkeys(written)}
         if exit_value:
-            results[node.key] = exit_value
+            results[node.key] = redact(exit_value)
 
     def interrupt(node: Node, thread: threading.Thread) -> None:
         _interrupt(spark, active.get(node.key), thread)
@@ -189,7 +211,7 @@ def run_flow(ctx: Context, mesh: Mesh, flow: Flow, options: RunOptions | None = 
             status=o.status.value,
             attempts=o.attempts,
             seconds=round(o.seconds, 2),
-            error=o.error,
+            error=redact(o.error),
             tables=tables.get(o.key, {}),
             log=str(logs / f"{o.key}.log") if o.attempts else "",
             result=results.get(o.key, ""),
@@ -202,8 +224,9 @@ def run_flow(ctx: Context, mesh: Mesh, flow: Flow, options: RunOptions | None = 
             details = outcomes[task.key].details
             if details:
                 with Path(task.log).open("a", encoding="utf-8") as log:
-                    log.write(details)
-    return RunResult(record, outcomes, names, values)
+                    log.write(redact(details))
+    shown = {key: redact_value(value) for key, value in values.items()}
+    return RunResult(record, outcomes, names, shown)
 
 
 @dataclass
@@ -214,6 +237,7 @@ class _Notebooks:
     state: StatePaths
     ctx: Context
     values: dict[tuple[str, str], Any]
+    secrets: Mapping[str, str] = field(default_factory=dict)
 
     def run(self, path: Path, widgets: Mapping[str, str], task_key: str) -> str | None:
         """Run `path` (.py or .ipynb); its `dbutils.notebook.exit` value, if any."""
@@ -227,6 +251,7 @@ class _Notebooks:
             widgets=widgets,
             task_values=TaskValues(task_key, self.values),
             run_notebook=lambda other, args: self.child(path, other, args),
+            secrets=self.secrets,
         )
         namespace = databricks_globals(self.spark, dbutils, display)
         runner = NotebookRunner(namespace, run_sql=self.spark.sql, show=display)
@@ -351,6 +376,62 @@ def _interrupt(spark: SparkSession, tag: str | None, thread: threading.Thread) -
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
             ctypes.c_ulong(thread.ident), ctypes.py_object(TaskInterrupted)
         )
+
+
+# workspace and cloud credentials a notebook never sees in a job run (it gets dbutils.secrets)
+CREDENTIAL_VARIABLE = re.compile(
+    r"(?:^|_)(?:TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|PRIVATE_KEY|API_KEY|ACCESS_KEY"
+    r"|ACCOUNT_KEY|SAS_TOKEN)(?:_|$)",
+    re.IGNORECASE,
+)
+
+
+def is_credential(name: str) -> bool:
+    """DATABRICKS_TOKEN, *_CLIENT_SECRET, *PASSWORD*, GOOGLE_CREDENTIALS, MESHOPS_SECRET_*..."""
+    return bool(CREDENTIAL_VARIABLE.search(name)) or name.startswith(SECRET_PREFIX)
+
+
+@contextmanager
+def without_credentials() -> Iterator[dict[str, str]]:
+    """Take credentials out of the environment while a flow runs; all restored after.
+
+    Yields the local secrets (`MESHOPS_SECRET_*`) for `dbutils.secrets`; every value taken
+    is redacted from task output, results and run records from now on.
+    """
+    taken = {k: v for k, v in os.environ.items() if is_credential(k)}
+    for key, value in taken.items():
+        register_secret(value)
+        os.environ.pop(key, None)
+    try:
+        yield {k: v for k, v in taken.items() if k.startswith(SECRET_PREFIX)}
+    finally:
+        os.environ.update(taken)
+
+
+def _mark_dev_schemas(spark: SparkSession, ctx: Context, spec: FlowSpec) -> None:
+    """Create a dev run's schemas with the evidence the janitor needs to delete them later.
+
+    A schema made here carries `meshops.deployment=<deployment>` (DBPROPERTIES, as Unity
+    Catalog schema properties on Databricks); the notebook's own `CREATE SCHEMA IF NOT
+    EXISTS` then finds it. A schema that already exists is left as it is: meshops did not
+    create it, so it gets no evidence.
+    """
+    if session.mode(spark) != "local":
+        return
+    state = StatePaths.for_repo(ctx.repo_root)
+    for full, properties in plan.dev_schemas(ctx, spec).items():
+        catalog, _, schema = full.partition(".")
+        folder = state.warehouse / f"{catalog}__{schema}.db"
+        if folder.exists() or schema in _schemas_of(spark, catalog):
+            continue
+        shown = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
+        spark.sql(f"CREATE SCHEMA {full} WITH DBPROPERTIES ({shown})")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / plan.SCHEMA_MARKER).write_text(json.dumps(properties), encoding="utf-8")
+
+
+def _schemas_of(spark: SparkSession, catalog: str) -> set[str]:
+    return {row[0] for row in spark.sql(f"SHOW SCHEMAS IN {catalog}").collect()}
 
 
 @contextmanager

@@ -2,16 +2,64 @@
 
 Tasks run in threads of one process, so `sys.stdout` is shared; a router sends each
 thread's writes to the log of the task it runs and everything else to the terminal.
+
+Secret values (what `dbutils.secrets` handed out, the workspace credentials taken from the
+environment for the run) are replaced by `[REDACTED]` in everything a task writes, as
+Databricks does in a job run's output; `redact` does the same for results and run records.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
+
+REDACTED = "[REDACTED]"
+_MIN_SECRET = 3  # shorter values would redact ordinary text; Databricks redacts them too
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+_pattern: re.Pattern[str] | None = None
+
+
+def register_secret(value: str) -> None:
+    """Redact `value` (and each of its lines) from now on, in this process."""
+    global _pattern
+    parts = {value, *(line.strip() for line in value.splitlines())}
+    parts = {p for p in parts if len(p) >= _MIN_SECRET}
+    with _secrets_lock:
+        if parts <= _secrets:
+            return
+        _secrets.update(parts)
+        ordered = sorted(_secrets, key=len, reverse=True)  # the longest value first
+        _pattern = re.compile("|".join(map(re.escape, ordered)))
+
+
+def redact(text: str) -> str:
+    """`text` with every registered secret value replaced by `[REDACTED]`."""
+    pattern = _pattern
+    if pattern is None or not text:
+        return text
+    return pattern.sub(REDACTED, text)
+
+
+def redact_value(value: Any) -> Any:
+    """A result or task value with secrets redacted in its strings (containers walked)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_value(k): redact_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return type(value)(redact_value(v) for v in value)
+    if isinstance(value, bytes):
+        text = value.decode("utf-8", "replace")
+        shown = redact(text)
+        return value if shown == text else shown.encode()
+    return value
 
 
 class _Router:
@@ -26,7 +74,8 @@ class _Router:
         return getattr(self.local, "stream", None) or self.fallback
 
     def write(self, text: str) -> int:
-        return self._target().write(text)
+        self._target().write(redact(text) if isinstance(text, str) else text)
+        return len(text)
 
     def flush(self) -> None:
         self._target().flush()

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime
 import importlib
 import importlib.util
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +30,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 from meshops.databricks_auth import workspace_configured
 from meshops.engine.jars import delta_jars
@@ -85,6 +88,10 @@ _running: _Running | None = None
 _exit_hook = False
 _JVM_EXIT_SECONDS = 60
 _LOCK_GRACE_SECONDS = 5
+STATE_LOCK = "session.lock"
+"""Lock file in the state dir: held (flock) by the one process whose local session uses it."""
+_held: IO[str] | None = None
+_holder = "a meshops process"
 
 
 def get_spark(options: SessionOptions) -> SparkSession:
@@ -132,10 +139,14 @@ def stop() -> None:
         running, _running = _running, None
         if running is None:
             return
-        if running.mode == "local" and _alive(running.spark):
-            # cached file systems keep the volume root of this session
-            _jvm(running.spark).org.apache.hadoop.fs.FileSystem.closeAll()
-        running.spark.stop()
+        try:
+            if running.mode == "local" and _alive(running.spark):
+                # cached file systems keep the volume root of this session
+                _jvm(running.spark).org.apache.hadoop.fs.FileSystem.closeAll()
+            running.spark.stop()
+        finally:
+            if running.mode == "local":
+                _release_state()
 
 
 def mode(spark: SparkSession) -> Mode:
@@ -336,8 +347,7 @@ def local_conf(options: SessionOptions, jar: Path, delta: Iterable[Path] = ()) -
 
 
 def _start_local(options: SessionOptions) -> SparkSession:
-    from pyspark import SparkConf, SparkContext
-    from pyspark.sql import SparkSession
+    from pyspark import SparkContext
 
     if SparkContext._active_spark_context is not None:
         raise MeshopsError(
@@ -350,8 +360,22 @@ def _start_local(options: SessionOptions) -> SparkSession:
     delta = delta_jars() if options.delta else []
     for folder in (state.metastore, state.warehouse, state.volumes, state.dbfs, state.tmp):
         folder.mkdir(parents=True, exist_ok=True)
-    if SparkContext._gateway is None:
-        _check_metastore_free(state.metastore / "metastore_db")
+    _lock_state(state.root)
+    try:
+        if SparkContext._gateway is None:
+            _check_metastore_free(state.metastore / "metastore_db")
+        return _start_local_locked(options, state, jar, delta)
+    except BaseException:
+        _release_state()
+        raise
+
+
+def _start_local_locked(
+    options: SessionOptions, state: StatePaths, jar: Path, delta: list[Path]
+) -> SparkSession:
+    from pyspark import SparkConf, SparkContext
+    from pyspark.sql import SparkSession
+
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     # the driver binds to 127.0.0.1; this also spares the "hostname resolves to loopback" warning
@@ -407,6 +431,82 @@ def _exit_with_jvm(gateway: Any) -> None:
 
     atexit.register(close)
     _exit_hook = True
+
+
+def local_start() -> bool:
+    """Whether the next `get_spark` with mode "auto" would start local Spark."""
+    try:
+        return _choose_mode("auto") == "local"
+    except MeshopsError:
+        return False
+
+
+def describe_holder(text: str) -> None:
+    """What this process is doing, shown to another run refused the state dir (`flow x/y`)."""
+    global _holder
+    with _lock:
+        _holder = text
+        if _held is not None:
+            _write_holder(_held)
+
+
+def _write_holder(handle: IO[str]) -> None:
+    since = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "what": _holder, "since": since}
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps(info))
+    handle.flush()
+
+
+def _lock_state(root: Path) -> None:
+    """Take the state dir for this process's session, or refuse with one line naming the holder.
+
+    An flock on `<state>/session.lock`, taken before Spark (and Derby) start, so two runs
+    can never both get past this point; the kernel drops it when the process ends, even
+    when it is killed, so a stale lock file never blocks anyone.
+    """
+    global _held
+    if sys.platform == "win32" or _held is not None:
+        return
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / STATE_LOCK
+    handle = path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        text = handle.read()
+        handle.close()
+        raise MeshopsError(
+            f"{root} is in use by {_describe_other(text)}: wait for it to end "
+            "or point MESHOPS_STATE_DIR at another folder"
+        ) from None
+    _write_holder(handle)
+    _held = handle
+
+
+def _describe_other(text: str) -> str:
+    try:
+        info = json.loads(text)
+        return (
+            f"another meshops run (pid {info['pid']} on {info['host']}, {info['what']}, "
+            f"since {info['since']})"
+        )
+    except (ValueError, KeyError, TypeError):
+        return "another meshops run"
+
+
+def _release_state() -> None:
+    global _held
+    handle, _held = _held, None
+    if handle is not None:
+        with contextlib.suppress(OSError):
+            handle.seek(0)
+            handle.truncate()
+        handle.close()  # closing the last descriptor drops the flock
 
 
 def _check_metastore_free(metastore_db: Path) -> None:
