@@ -12,7 +12,7 @@ from meshops import config, context, discover, naming, plan
 from meshops.console import emit_json, err, handle_errors, out, table
 from meshops.context import Context
 from meshops.discover import Flow, Mesh
-from meshops.errors import InvalidFiles, InvalidInput, MeshopsError
+from meshops.errors import InvalidFiles, InvalidInput, MeshopsError, Problem, excerpt
 
 app = typer.Typer(
     name="meshops",
@@ -31,7 +31,9 @@ class Global:
 
 STATE = Global()
 
-EnvOpt = Annotated[str, typer.Option("--env", "-e", help="local, dev or prod")]
+EnvOpt = Annotated[
+    str | None, typer.Option("--env", "-e", help="local, dev or prod (default: MESHOPS_ENV)")
+]
 FlowOpt = Annotated[
     list[Path] | None, typer.Option("--flow", "-f", help="flow folder (repeatable); default: all")
 ]
@@ -59,12 +61,57 @@ def repo_root() -> Path:
     return context.find_repo_root(STATE.repo)
 
 
-def make_context(env: str) -> Context:
+def make_context(env: str | None, *, default_env: str = "local") -> Context:
+    """The context of a command; `env` None means MESHOPS_ENV, else `default_env`."""
     root = repo_root()
     cfg = config.load(root)
     return context.detect(
-        root, env=env, overrides=STATE.overrides, default_git_url=cfg.settings.git_url
+        root,
+        env=env,
+        overrides=STATE.overrides,
+        default_git_url=cfg.settings.git_url,
+        default_env=default_env,
     )
+
+
+# Unity Catalog: catalog, schema, table and model names at most 255 characters each;
+# Jobs API: a job name at most 4096 characters
+UC_IDENTIFIER_MAX = 255
+JOB_NAME_MAX = 4096
+WORST_USER = "u" * context.BRANCH_SLUG_MAX
+WORST_BRANCH = "b" * context.BRANCH_SLUG_MAX
+
+
+def name_problems(ctx: Context, flow: Flow, *, worst_case: bool = False) -> list[Problem]:
+    """Names of `flow` that Unity Catalog or the Jobs API would refuse (too long)."""
+    notebook = ctx.repo_root / flow.rel / "notebook.py"
+    names = naming.for_notebook(ctx, notebook)
+    found = [
+        ("catalog", names.catalog, UC_IDENTIFIER_MAX),
+        ("schema", names.schema.rsplit(".", 1)[-1], UC_IDENTIFIER_MAX),
+        ("job", names.job, JOB_NAME_MAX),
+    ]
+    if flow.kind == "ml":
+        found.append(("model", naming.model(ctx, notebook).rsplit(".", 1)[-1], UC_IDENTIFIER_MAX))
+    where = f" in {ctx.env} with the longest user and branch" if worst_case else f" in {ctx.env}"
+    return [
+        Problem(
+            flow.rel,
+            "",
+            f"{kind} name '{excerpt(name, 40)}' is {len(name):,} characters{where}; expected at "
+            f"most {limit:,}: shorten the org, domain, project or flow folder name",
+        )
+        for kind, name, limit in found
+        if len(name) > limit
+    ]
+
+
+def worst_case_contexts(root: Path) -> list[Context]:
+    """Every env with the longest user and branch parts: names that fit here fit anyone's."""
+    return [
+        Context(root, env, WORST_USER, WORST_BRANCH, "0" * 40, None, "")
+        for env in ("prod", "dev", "local")
+    ]
 
 
 def select(mesh: Mesh, flows: list[Path] | None, since: str | None) -> list[Flow]:
@@ -116,23 +163,40 @@ def validate(
         plan.load(mesh, targets)
     except InvalidFiles as exc:
         problems.extend(exc.problems)
+    for ctx in worst_case_contexts(root):
+        for target in targets:
+            problems.extend(name_problems(ctx, target, worst_case=True))
     if problems:
-        raise InvalidFiles(problems)
+        raise InvalidFiles(dict.fromkeys(problems))
     err.print(f"[green]✓[/green] {len(targets)} flow(s) valid")
 
 
 @app.command("plan")
 @handle_errors
 def plan_cmd(
-    env: EnvOpt = "dev",
+    env: Annotated[
+        str | None,
+        typer.Option("--env", "-e", help="local, dev or prod (default: MESHOPS_ENV, else dev)"),
+    ] = None,
     flow: FlowOpt = None,
     changed_since: SinceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the exact Jobs API payloads the flows deploy as (validated first)."""
-    ctx = make_context(env)
+    ctx = make_context(env, default_env="dev")
     mesh = discover.scan(ctx.repo_root)
-    plans = plan.build(ctx, mesh, select(mesh, flow, changed_since))
+    chosen = select(mesh, flow, changed_since)
+    # without --flow every flow is meant: a folder that is not a valid flow fails the plan
+    problems = [] if flow else list(mesh.problems)
+    plans: list[plan.JobPlan] = []
+    try:
+        plans = plan.build(ctx, mesh, chosen)
+    except InvalidFiles as exc:
+        problems.extend(exc.problems)
+    for target in chosen:
+        problems.extend(name_problems(ctx, target))
+    if problems:
+        raise InvalidFiles(dict.fromkeys(problems))
     if as_json:
         emit_json([_plan_json(p) for p in plans])
         return
@@ -165,7 +229,7 @@ def _plan_json(p: plan.JobPlan) -> dict[str, Any]:
 @handle_errors
 def names(
     notebook: Annotated[Path, typer.Argument(help="a notebook of a flow")],
-    env: EnvOpt = "local",
+    env: EnvOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The catalog, schema, table prefix and job name a notebook gets (brickops' names)."""
@@ -213,7 +277,7 @@ def parse_params(items: list[str] | None) -> dict[str, str]:
 @handle_errors
 def run(
     flow: Annotated[list[Path], typer.Argument(help="flow folder(s), run in the order given")],
-    env: EnvOpt = "local",
+    env: EnvOpt = None,
     param: ParamOpt = None,
     workers: Annotated[int, typer.Option(help="tasks run at once on the shared session")] = 2,
     task: Annotated[
@@ -223,9 +287,9 @@ def run(
     """Run flows on this machine with local Spark, under the names the workspace would use."""
     from meshops.engine import flowrun
 
-    if env == "prod":
-        raise InvalidInput("--env prod is never run locally: prod runs only as deployed jobs")
     ctx = make_context(env)
+    if ctx.env == "prod":
+        raise InvalidInput("--env prod is never run locally: prod runs only as deployed jobs")
     mesh = discover.scan(ctx.repo_root)
     chosen = [mesh.find(f) for f in flow]
     plan.load(mesh, chosen)  # every flow valid before the first one starts
@@ -289,7 +353,7 @@ TargetOpt = Annotated[
 @app.command("deploy")
 @handle_errors
 def deploy_cmd(
-    env: EnvOpt = "dev",
+    env: EnvOpt = None,
     all_flows: Annotated[bool, typer.Option("--all", help="every flow")] = False,
     changed: Annotated[
         bool,
@@ -304,16 +368,26 @@ def deploy_cmd(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="say what would be written; write nothing")
     ] = False,
+    force_lock: Annotated[
+        bool,
+        typer.Option(
+            "--force-lock", help="take over the deploy lock of a deploy that died (stale lock)"
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Deploy flows as jobs: dev from any commit, prod only from a release tag vX.Y.Z."""
     from meshops import deploy as deploying
     from meshops import targets
 
-    if env not in ("dev", "prod"):
+    if env is not None and env not in ("dev", "prod"):
         raise InvalidInput(f"--env {env}: deploy to dev or prod (`meshops run` runs locally)")
-    ctx = make_context(env)
-    if env == "prod":
+    ctx = make_context(env, default_env="dev")
+    if ctx.env not in ("dev", "prod"):
+        raise InvalidInput(
+            f"MESHOPS_ENV={ctx.env}: deploy to dev or prod (`meshops run` runs locally)"
+        )
+    if ctx.env == "prod":
         deploying.check_release(ctx)
     mesh = discover.scan(ctx.repo_root)
     chosen, why = deploying.select(
@@ -325,10 +399,20 @@ def deploy_cmd(
             emit_json([])
         return
     plan.load(mesh, chosen)  # every flow valid before the target is even opened
+    if ctx.env == "dev":
+        # jobs run the code of the commit, so their settings must come from it too
+        settings = [f"{f.rel}/deployment.yml" for f in chosen]
+        settings += sorted({f"{f.domain_rel}/domain.yml" for f in chosen})
+        dirty = context.uncommitted(ctx.repo_root, [*settings, ".brickopscfg"])
+        if dirty:
+            raise InvalidInput(
+                f"uncommitted changes to {', '.join(dirty)} would not match the commit "
+                f"{ctx.short_commit} the jobs run: commit them (or stash them) and deploy again"
+            )
     tgt = targets.open_target(target, ctx)
-    pinned = f"tag {ctx.tag}" if env == "prod" else f"commit {ctx.short_commit}"
+    pinned = f"tag {ctx.tag}" if ctx.env == "prod" else f"commit {ctx.short_commit}"
     err.print(f"deploying {why} to {tgt.describe()} as {ctx.deployment}, pinned to {pinned}")
-    if env == "dev" and not context.worktree_is_clean(ctx.repo_root):
+    if ctx.env == "dev" and not context.worktree_is_clean(ctx.repo_root):
         err.print(
             f"[yellow]note:[/yellow] uncommitted changes are not deployed: jobs run commit "
             f"{ctx.short_commit}"
@@ -337,7 +421,9 @@ def deploy_cmd(
         warning = deploying.unpushed_warning(ctx)
         if warning:
             err.print(f"[yellow]warning:[/yellow] {warning}")
-    report = deploying.deploy(ctx, mesh, chosen, tgt, dry_run=dry_run)
+    report = deploying.deploy(
+        ctx, mesh, chosen, tgt, dry_run=dry_run, force_lock=force_lock, say=err.print
+    )
     if as_json:
         emit_json(
             [
@@ -521,7 +607,7 @@ def tables(
     all_deployments: Annotated[
         bool, typer.Option("--all", help="every local table, not just this deployment's")
     ] = False,
-    env: EnvOpt = "local",
+    env: EnvOpt = None,
 ) -> None:
     """Tables in the local metastore with row counts (this deployment's schemas by default)."""
     from meshops.engine import flowrun, session

@@ -44,6 +44,10 @@ class Context:
     git_url: str
     origin: str = "git"
 
+    def __post_init__(self) -> None:
+        # however a Context is made (detect, a job's parameters, a test), no credential rides
+        object.__setattr__(self, "git_url", strip_userinfo(self.git_url))
+
     @property
     def short_commit(self) -> str:
         return self.commit[:8]
@@ -118,11 +122,16 @@ def detect(
     overrides: Mapping[str, str | None] | None = None,
     environ: Mapping[str, str] | None = None,
     default_git_url: str = "",
+    default_env: str = "local",
 ) -> Context:
-    """Build the Context from overrides, MESHOPS_* variables, CI variables and git."""
+    """Build the Context from overrides, MESHOPS_* variables, CI variables and git.
+
+    `env` is an explicit choice (a flag) and wins over MESHOPS_ENV; `default_env` is what a
+    command uses when neither is given.
+    """
     environ = os.environ if environ is None else environ
     root = (repo_root or find_repo_root()).resolve()
-    facts: dict[str, str | None] = {"env": "local", "git_url": default_git_url}
+    facts: dict[str, str | None] = {"env": default_env, "git_url": default_git_url}
     origin = "git"
     facts.update(_from_git(root))
     if environ.get("GITHUB_ACTIONS") == "true":
@@ -133,8 +142,14 @@ def detect(
         if value is not None:
             facts[name] = value or None
             origin = "override"
+    facts["env"] = facts["env"] or default_env
     if env is not None:
         facts["env"] = env
+    elif environ.get("MESHOPS_ENV") and facts["env"] not in ENVS:
+        raise InvalidInput(
+            f"MESHOPS_ENV={environ['MESHOPS_ENV']!r} is not known; expected one of: "
+            f"{', '.join(ENVS)}"
+        )
     for name, value in (overrides or {}).items():
         if value is not None:
             facts[name] = value
@@ -175,7 +190,7 @@ def _build(root: Path, facts: Mapping[str, str | None], origin: str) -> Context:
         branch=facts.get("branch") or "",
         commit=commit,
         tag=tag,
-        git_url=_strip_credentials(facts.get("git_url") or ""),
+        git_url=strip_userinfo(facts.get("git_url") or ""),
         origin=origin,
     )
 
@@ -230,6 +245,16 @@ def worktree_is_clean(root: Path) -> bool:
     return git(root, "status", "--porcelain") == ""
 
 
+def uncommitted(root: Path, paths: list[str]) -> list[str]:
+    """Which of `paths` (repo-relative files or folders) have uncommitted changes."""
+    if not paths:
+        return []
+    out = git(root, "status", "--porcelain", "--untracked-files=all", "--", *paths)
+    # "XY path" (git strips the first line's leading blank), "R  old -> new" for a rename
+    lines = [line.split(maxsplit=1) for line in out.splitlines() if line.strip()]
+    return sorted({parts[1].split(" -> ")[-1] for parts in lines if len(parts) == 2})
+
+
 def _os_user() -> str:
     try:
         return getpass.getuser()
@@ -237,6 +262,22 @@ def _os_user() -> str:
         return "unknown"
 
 
-def _strip_credentials(url: str) -> str:
-    """Never carry tokens embedded in a remote URL (https://user:token@host/...)."""
-    return re.sub(r"^(\w+://)[^/@]+@", r"\1", url)
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<info>[^/?#]*)@")
+
+
+def strip_userinfo(url: str) -> str:
+    """A URL without its user info: `git+https://user:token@host/x` -> `git+https://host/x`.
+
+    The one place credentials embedded in URLs are removed: git URLs (context, plan, config)
+    and workspace hosts (DATABRICKS_HOST) before they are stored or printed. Any scheme
+    (`https`, `git+https`, ...); a password holding `@` goes too. Only a bare ssh user name
+    (`ssh://git@host/...`, no password) is kept: it is how ssh URLs name the account.
+    """
+
+    def keep_ssh_user(m: re.Match[str]) -> str:
+        scheme, info = m["scheme"], m["info"]
+        if scheme.lower().startswith("ssh") and ":" not in info:
+            return m[0]
+        return scheme
+
+    return _USERINFO.sub(keep_ssh_user, url.strip())

@@ -245,3 +245,35 @@ def test_auto_target_is_databricks_only_when_a_workspace_is_configured(tmp_path:
     assert targets.choose("local", dict(os.environ)) == "local"
     with pytest.raises(InvalidInput, match="--target 'cloud' is not known"):
         targets.choose("cloud", {})
+
+
+def test_dev_refuses_uncommitted_settings_the_commit_would_not_match(repo: Path, cli: Cli) -> None:
+    feature_branch(repo)
+    spec = repo / REVENUE / "deployment.yml"
+    spec.write_text(spec.read_text() + "# retries to come\n")
+    code, _, err = cli(repo, "deploy", "--env", "dev", "--target", "local", "--all")
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        f"error: uncommitted changes to {REVENUE}/deployment.yml would not match the commit "
+        f"{head(repo)[:8]} the jobs run: commit them (or stash them) and deploy again"
+    )
+    assert registry().all() == []
+    # an uncommitted notebook is only a note: jobs run the notebook of the commit
+    git(repo, "checkout", "--", REVENUE)
+    (repo / REVENUE / "aggregate.py").write_text("print('draft')\n")
+    code, _, err = cli(repo, "deploy", "--env", "dev", "--target", "local", "--all")
+    assert code == 0, err
+    assert "uncommitted changes are not deployed" in err
+
+
+def test_meshops_env_chooses_the_env_flags_still_win(
+    repo: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MESHOPS_ENV", "prod")
+    code, _, err = cli(repo, "deploy", "--target", "local")
+    assert code == 2
+    assert "release tag" in err  # prod, refused: HEAD is not a release
+    commit = feature_branch(repo)
+    code, out, err = cli(repo, "deploy", "--env", "dev", "--target", "local", "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["job"].endswith(f"_dev_revenue_janedoe_featx_{commit[:8]}")
