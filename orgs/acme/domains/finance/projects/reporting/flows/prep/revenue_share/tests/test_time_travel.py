@@ -48,6 +48,8 @@ def report(meshops_repo_root: Path, spark: SparkSession) -> dict[str, object]:
     taxigen.write(landing, rows=400, seed=7)  # the landing files of the mesh test
     ctx = context.detect(root, env="local", overrides={"user": "ci@acme.example", "branch": "tt"})
     mesh = discover.scan(root)
+    # trips are upserted: start from none, whatever other tests of this process left there
+    flowrun.spark_for(ctx, mesh).sql("DROP TABLE IF EXISTS samples.nyctaxi.trips")
     options = flowrun.RunOptions(progress=False)
     runs = {
         rel: flowrun.run_flow(ctx, mesh, mesh.find(rel), options)

@@ -40,6 +40,8 @@ def revenue(meshops_repo_root: Path, spark: SparkSession) -> flowrun.RunResult:
     taxigen.write(landing, rows=400, seed=7)  # the landing files of the mesh test
     ctx = context.detect(root, env="local", overrides={"user": "ci@acme.example", "branch": "cdf"})
     mesh = discover.scan(root)
+    # trips are upserted: start from none, whatever other tests of this process left there
+    flowrun.spark_for(ctx, mesh).sql("DROP TABLE IF EXISTS samples.nyctaxi.trips")
     options = flowrun.RunOptions(progress=False)
     ingest = flowrun.run_flow(ctx, mesh, mesh.find(f"{TAXI}/ingest"), options)
     assert ingest.ok
