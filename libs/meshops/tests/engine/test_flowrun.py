@@ -183,20 +183,23 @@ def test_notebook_run_of_a_missing_notebook_names_both_suffixes(repo: Path) -> N
     assert error.endswith(f"{folder.resolve()}/nothing(.py|.ipynb)")
 
 
-def test_a_tasks_use_catalog_does_not_leak_into_the_next_task(repo: Path) -> None:
+def test_a_tasks_use_catalog_and_settings_do_not_leak_into_the_next_task(repo: Path) -> None:
     folder = repo / FlowDef(name="demo").rel
     (folder / "write.py").write_text(
         "# Databricks notebook source\n"
         "spark.sql('USE CATALOG samples')\n"
         "spark.sql('USE SCHEMA nyctaxi')\n"
+        "spark.conf.set('spark.sql.shuffle.partitions', '7')\n"
+        "spark.conf.set('spark.meshops.test.flag', 'true')\n"
         "assert spark.table('trips').count() == 3\n"
     )
     (folder / "read.py").write_text(
         "# Databricks notebook source\n"
-        "dbutils.notebook.exit(spark.catalog.currentCatalog() + '.' + "
-        "spark.catalog.currentDatabase())\n"
+        "dbutils.notebook.exit(' '.join([spark.catalog.currentCatalog(), "
+        "spark.catalog.currentDatabase(), spark.conf.get('spark.sql.shuffle.partitions'), "
+        "spark.conf.get('spark.meshops.test.flag', 'unset')]))\n"
     )
     commit_all(repo, "use catalog in one task")
     result = run(repo)
     assert result.ok, result.record.tasks
-    assert result.record.tasks[1].result == "spark_catalog.default"
+    assert result.record.tasks[1].result == "spark_catalog default 4 unset"

@@ -377,7 +377,7 @@ def test_grants_are_recorded_not_enforced(
 
 @pytest.mark.spark
 def test_databricks_settings_warn_once_instead_of_failing(uc: SparkSession) -> None:
-    key = "spark.databricks.io.cache.enabled"
+    key = "spark.databricks.meshops_test.warn_once"  # no other test sets it
     with pytest.warns(DatabricksOnlyConfig, match=rf"{key}.*no effect on local Spark"):
         uc.conf.set(key, "true")
     with warnings.catch_warnings():

@@ -337,10 +337,10 @@ def _spark_group(spark: SparkSession, tag: str) -> Iterator[None]:
     """Tag the task's Spark jobs (to cancel them on timeout) and record its writes.
 
     Tasks share one session here, while each Databricks task gets its own: a task's
-    `USE CATALOG`/`USE SCHEMA` is undone when it ends, so the next task starts where a
-    notebook does.
+    `USE CATALOG`/`USE SCHEMA` and `spark.conf.set` are undone when it ends, so the next
+    task starts where a notebook does.
     """
-    with session.task_tag(spark, tag), _same_namespace_after(spark):
+    with session.task_tag(spark, tag), _session_state_restored(spark):
         if session.mode(spark) == "local":
             spark.sparkContext.setJobGroup(tag, tag, interruptOnCancel=True)
             try:
@@ -355,14 +355,27 @@ def _spark_group(spark: SparkSession, tag: str) -> Iterator[None]:
                 spark.removeTag(tag)
 
 
+_KEPT_SETTINGS = "spark.sql.catalog."
+"""Catalogs a task registers (CREATE CATALOG) outlive it, as catalogs do in a metastore."""
+
+
 @contextmanager
-def _same_namespace_after(spark: SparkSession) -> Iterator[None]:
+def _session_state_restored(spark: SparkSession) -> Iterator[None]:
     catalog, schema = spark.catalog.currentCatalog(), spark.catalog.currentDatabase()
+    settings = dict(spark.conf.getAll)
     try:
         yield
     finally:
         spark.catalog.setCurrentCatalog(catalog)
         spark.catalog.setCurrentDatabase(schema)
+        for key, value in dict(spark.conf.getAll).items():
+            if key.startswith(_KEPT_SETTINGS) or settings.get(key) == value:
+                continue
+            with contextlib.suppress(Exception):  # a setting Spark will not change back
+                if key in settings:
+                    spark.conf.set(key, settings[key])
+                else:
+                    spark.conf.unset(key)
 
 
 def _interrupt(spark: SparkSession, tag: str | None, thread: threading.Thread) -> None:
