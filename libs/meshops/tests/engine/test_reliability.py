@@ -187,9 +187,7 @@ import sys, time
 from pathlib import Path
 from meshops.engine import session
 from meshops.errors import MeshopsError
-start = float(sys.argv[2])
-while time.time() < start:
-    pass
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # all racers start together
 try:
     session._lock_state(Path(sys.argv[1]))
     print("won", flush=True)

@@ -153,8 +153,8 @@ def test_other_errors_are_not_translated() -> None:
 
 @pytest.mark.unit
 def test_install_leaves_remote_sessions_alone(tmp_path: Path) -> None:
-    class _ConnectSession:  # no _jsparkSession: what mode() calls a Spark Connect session
-        pass
+    class _ConnectSession:
+        """No _jsparkSession: what mode() calls a Spark Connect session."""
 
     before = unity._installed
     unity.install(_ConnectSession(), StatePaths(tmp_path))  # type: ignore[arg-type]

@@ -368,6 +368,11 @@ _OWNER = _statement(
 )
 _SHOW_GRANTS = _statement(rf"SHOW\s+GRANTS?(?:\s+(?P<principal>{_PRINCIPAL}))?\s+{_ON}")
 
+_FIRST_WORDS = re.compile(
+    r"(?:USE|CREATE|DROP|SHOW|DESC(?:RIBE)?|GRANT|REVOKE|ALTER)\b", re.IGNORECASE
+)
+"""How every statement handled here starts: the rest go straight to Spark."""
+
 _LEADING_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.DOTALL)
 
 
@@ -486,6 +491,8 @@ class _Statements:
 
     def run(self, statement: str) -> DataFrame | None:
         text = _strip(statement)
+        if not _FIRST_WORDS.match(text):
+            return None  # most statements: no pattern below to try
         handlers: Sequence[tuple[re.Pattern[str], Callable[[re.Match[str]], DataFrame]]] = (
             (_USE_CATALOG, self.use_catalog),
             (_USE_SCHEMA, self.use_schema),

@@ -12,6 +12,7 @@ attempt (a client whose retry budget ends after its first try) and
 
 from __future__ import annotations
 
+import contextlib
 import io
 import posixpath
 import socket
@@ -273,13 +274,11 @@ class DatabricksTarget:
             return None
 
     def delete_file(self, path: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):  # gone already: what was asked
             if path.startswith("/Volumes/"):
                 self.w.files.delete(path)
             else:
                 self.w.workspace.delete(path)
-        except NotFound:
-            pass
 
     def upload(self, path: str, data: bytes) -> None:
         if path.startswith("/Volumes/"):
