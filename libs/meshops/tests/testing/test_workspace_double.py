@@ -34,7 +34,7 @@ from databricks.sdk.service.catalog import VolumeType
 from databricks.sdk.service.workspace import ImportFormat, Language, ObjectType
 
 from meshops.errors import MeshopsError
-from meshops.testing.workspace_double import FastClock, WorkspaceDouble
+from meshops.testing.workspace import FastClock, WorkspaceDouble
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from meshops.testing.mesh import init_repo, platform_files
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from meshops.testing.workspace_double import WorkspaceDouble
+    from meshops.testing.workspace import WorkspaceDouble
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +73,7 @@ def workspace_double() -> Iterator[WorkspaceDouble]:
 
     Its request log never holds credentials; faults are injected with `fail_next`/`slow_next`.
     """
-    from meshops.testing.workspace_double import WorkspaceDouble
+    from meshops.testing.workspace import WorkspaceDouble
 
     with WorkspaceDouble(user_name="jane.doe@acme.example") as double:
         yield double
