@@ -1,35 +1,83 @@
 """The one entry point for people and CI: `nox -l` lists the sessions.
 
-Every session installs the same set of libs: the hatch workspace members of the
-root pyproject.toml (read by meshops.workspace, so there is no second list).
+They all run in one environment, .nox/workspace, installed once (see install_workspace).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import nox
 
 ROOT = Path(__file__).parent
 PYTHON = "3.11"
-# meshops' workspace and context modules need only the standard library: nox uses them
-# from source, before anything is installed, so there is one list of libs and one
+# meshops' workspace, context and testselect modules import only the standard library: nox
+# uses them from source, before anything is installed, so there is one list of libs and one
 # definition of a release
 sys.path.insert(0, str(ROOT / "libs" / "meshops" / "src"))
-from meshops import context, workspace  # noqa: E402
+from meshops import context, release, testselect, workspace  # noqa: E402
 from meshops.errors import MeshopsError  # noqa: E402
 
-# uv is much faster at installing pyspark and mlflow; virtualenv when it is absent
-nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 
+VENV = "workspace"
+STAMP = ".meshops-install-stamp"
+BIN = "Scripts" if os.name == "nt" else "bin"
 
-def install_workspace(session: nox.Session, *, dev: bool = True) -> None:
+
+def shared(func: Any = None, /, **kwargs: Any) -> Any:
+    """A session in the shared environment: nox makes none of its own for it."""
+    decorator = nox.session(venv_backend="none", **kwargs)
+    return decorator(func) if func else decorator
+
+
+# ---------------------------------------------------------------- the shared environment
+
+
+def venv_dir(session: nox.Session) -> Path:
+    """`<envdir>/workspace`, next to where nox keeps environments (honours --envdir)."""
+    return (session.cache_dir.parent / VENV).resolve()  # sessions may chdir
+
+
+def _python(venv: Path) -> Path:
+    return venv / BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def _uv() -> str | None:
+    """uv as installed next to nox (`pip install nox uv`), else from PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+@contextlib.contextmanager
+def _locked(venv: Path) -> Iterator[None]:
+    """One install at a time when sessions start together (POSIX; elsewhere no lock)."""
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with (venv.parent / f"{VENV}.lock").open("w", encoding="utf-8") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def install_args() -> list[str]:
     """Every workspace lib, editable, plus the dev dependency group.
 
     meshops comes with its `runtime` extra: the libraries Databricks Runtime ships (pandas,
@@ -37,52 +85,205 @@ def install_workspace(session: nox.Session, *, dev: bool = True) -> None:
     """
     args: list[str] = []
     for member in workspace.member_dirs(ROOT):
-        rel = str(member.relative_to(ROOT))
+        rel = member.relative_to(ROOT).as_posix()
         args += ["-e", f"{rel}[runtime]" if member == ROOT / "libs" / "meshops" else rel]
-    if dev:
-        for group in workspace.dependency_groups(ROOT):
-            args += workspace.group_requirements(ROOT, group)
-    # bytecode at install time: pyspark and mlflow imports are ~15 s faster per process
-    session.install(*args, env={"UV_COMPILE_BYTECODE": "1"})
+    for group in workspace.dependency_groups(ROOT):
+        args += workspace.group_requirements(ROOT, group)
+    return args
 
 
-def spark_env(session: nox.Session) -> dict[str, str]:
-    """Spark's Python workers must use the session's interpreter (see shared notes)."""
-    python = str(Path(session.bin) / "python")
-    return {"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python}
+def install_workspace(session: nox.Session) -> Path:
+    """The shared environment, (re)installed when missing or out of date; returns its path.
+
+    The hatch workspace members of the root pyproject.toml (read by meshops.workspace, so
+    there is no second list), editable, meshops' `runtime` extra and the dev group. The first
+    session creates it (a minute or two); every later one starts in seconds, because the
+    install is skipped while the stamp in the environment matches the install arguments and
+    the members' pyproject.toml files. `rm -rf .nox/workspace` starts over.
+    """
+    venv = venv_dir(session)
+    python = _python(venv)
+    uv = _uv()
+    args = install_args()
+    stamp = workspace.install_stamp(ROOT, args, PYTHON, "uv" if uv else "pip")
+    stamp_file = venv / STAMP
+    with _locked(venv):
+        if python.exists() and stamp_file.is_file() and stamp_file.read_text() == stamp:
+            session.log(f"{_shown(venv)}: up to date, nothing to install")
+            return venv
+        if not python.exists():
+            if uv:  # uv finds Python 3.11, or downloads it
+                session.run_install(uv, "venv", "--clear", "--python", PYTHON, str(venv))
+            else:
+                base = shutil.which(f"python{PYTHON}")
+                if base is None and sys.version_info[:2] == (3, 11):
+                    base = sys.executable
+                if base is None:
+                    _refuse(f"Python {PYTHON} not found: install it, or `pip install uv`")
+                session.run_install(base, "-m", "venv", "--clear", str(venv))
+        stamp_file.unlink(missing_ok=True)
+        if uv:
+            # bytecode at install time: pyspark and mlflow imports are ~15 s faster per process
+            install = [uv, "pip", "install", "--python", str(python), "--compile-bytecode"]
+        else:
+            install = [str(python), "-m", "pip", "install"]
+        session.run_install(*install, *args)
+        stamp_file.write_text(stamp, encoding="utf-8")
+    return venv
 
 
-@nox.session(python=PYTHON)
+def _shown(path: Path) -> str:
+    """`path` relative to the cwd when inside it (shorter logs), else absolute."""
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def venv_run(
+    session: nox.Session,
+    venv: Path,
+    *args: str,
+    spark: bool = False,
+    env: Mapping[str, str] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Run a command of the shared environment, with its bin first on PATH (hooks, subprocesses).
+
+    With `spark`, Spark's Python workers use the environment's interpreter (see shared notes).
+    """
+    program = venv / BIN / args[0]
+    if not program.exists() and program.with_suffix(".exe").exists():
+        program = program.with_suffix(".exe")
+    full_env = {
+        "VIRTUAL_ENV": str(venv),
+        "PATH": os.pathsep.join([str(venv / BIN), os.environ.get("PATH", "")]),
+        **(env or {}),
+    }
+    if spark:
+        full_env["PYSPARK_PYTHON"] = full_env["PYSPARK_DRIVER_PYTHON"] = str(_python(venv))
+    command = _shown(program) if program.exists() else args[0]
+    return session.run(command, *args[1:], env=full_env, external=True, **kwargs)
+
+
+# ---------------------------------------------------------------- sessions
+
+
+@shared
 def lint(session: nox.Session) -> None:
     """Run every pre-commit hook on all files (ruff, mypy, yaml, secrets, workflows, specs)."""
-    install_workspace(session)  # mypy and `meshops validate` hooks run from the workspace
-    session.run("pre-commit", "run", "--all-files", "--show-diff-on-failure", *session.posargs)
-
-
-@nox.session(python=PYTHON)
-def tests(session: nox.Session) -> None:
-    """Run the tests of every lib, flow and tool (local Spark, MLflow, git, workspace double)."""
-    install_workspace(session)
-    # Delta Lake's jars once, before the workers start (a fresh machine fetches them here)
-    session.run("python", "-m", "meshops.engine.jars")
-    workers = os.environ.get("MESHOPS_TEST_WORKERS", "2")
-    session.run(
-        "pytest", "-n", workers, "--dist", "loadgroup", *session.posargs, env=spark_env(session)
+    venv = install_workspace(session)  # mypy and `meshops validate` hooks run from the workspace
+    venv_run(
+        session,
+        venv,
+        "pre-commit",
+        "run",
+        "--all-files",
+        "--show-diff-on-failure",
+        *session.posargs,
     )
 
 
-@nox.session(python=PYTHON)
+def _changed_option(args: Sequence[str]) -> tuple[list[str], bool, str | None]:
+    """Split `--changed` / `--changed-since REF` off the pytest arguments."""
+    rest: list[str] = []
+    changed, since = False, None
+    items = iter(args)
+    for arg in items:
+        if arg == "--changed":
+            changed = True
+        elif arg == "--changed-since":
+            changed, since = True, next(items, None)
+            if since is None:
+                _refuse("--changed-since needs a git ref, e.g. --changed-since origin/main")
+        elif arg.startswith("--changed-since="):
+            changed, since = True, arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return rest, changed, since
+
+
+def _sets_workers(args: Sequence[str]) -> bool:
+    return any(
+        a in ("-n", "--numprocesses") or a.startswith(("--numprocesses=", "-n")) for a in args
+    )
+
+
+@shared
+def tests(session: nox.Session) -> None:
+    """Tests of every lib, flow and tool; `-- --changed`: only those the changes since main need.
+
+    Plain pytest arguments pass through (`-- -m unit`, `-- <path>`); `--changed-since REF`
+    compares with REF instead of the main branch. Workers: MESHOPS_TEST_WORKERS, else one per
+    1.5 cores and 2 GiB of the machine (each runs its own local Spark).
+    """
+    args, changed, since = _changed_option(session.posargs)
+    venv = install_workspace(session)
+    paths: list[str] = []
+    if changed:
+        out = venv_run(
+            session,
+            venv,
+            "python",
+            "-m",
+            "meshops.testselect",
+            *(["--since", since] if since else []),
+            silent=True,
+            stderr=None,
+        )
+        if not out:  # --install-only
+            return
+        selection = json.loads(out)
+        files = selection["files"]
+        more = f" and {len(files) - 5} more" if len(files) > 5 else ""
+        shown = ", ".join(files[:5]) + more or "nothing"
+        session.log(f"changed since {selection['since']}: {shown}")
+        if selection["everything"]:
+            session.log(f"every test: {selection['everything']}")
+        elif not selection["paths"]:
+            session.skip(f"no tests cover the {len(files)} changed file(s)")
+        else:
+            paths = selection["paths"]
+            session.log("tests of: " + " ".join(paths))
+    workers_args: list[str] = []
+    if not _sets_workers(args):
+        try:
+            count, why = testselect.workers()
+        except ValueError as exc:
+            _refuse(str(exc))
+        session.log(f"{count} pytest worker(s): {why}")
+        workers_args = ["-n", str(count)]
+    # Delta Lake's jars once, before the workers start (a fresh machine fetches them here)
+    venv_run(session, venv, "python", "-m", "meshops.engine.jars")
+    venv_run(
+        session, venv, "pytest", *workers_args, "--dist", "loadgroup", *paths, *args, spark=True
+    )
+
+
+@shared
 def plan(session: nox.Session) -> None:
     """Print the Jobs API payloads of the flows: `nox -s plan -- --env prod [--flow PATH]`."""
-    install_workspace(session, dev=False)
-    session.run("meshops", "plan", *session.posargs)
+    venv = install_workspace(session)
+    venv_run(session, venv, "meshops", "plan", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@shared
 def validate(session: nox.Session) -> None:
     """Validate the platform config and every deployment.yml and domain.yml."""
-    install_workspace(session, dev=False)
-    session.run("meshops", "validate", *session.posargs)
+    venv = install_workspace(session)
+    venv_run(session, venv, "meshops", "validate", *session.posargs)
+
+
+@shared
+def wheels(session: nox.Session) -> None:
+    """Build the wheel of every workspace lib into dist/ (hatchling, as deployments attach)."""
+    venv = install_workspace(session)
+    dist = ROOT / "dist"
+    for member in workspace.member_dirs(ROOT):
+        with session.chdir(member):
+            venv_run(
+                session, venv, "python", "-m", "hatchling", "build", "-t", "wheel", "-d", str(dist)
+            )
 
 
 TAXI = "orgs/acme/domains/transport/projects/taxinyc/flows"
@@ -95,39 +296,48 @@ DEMO_FLOWS = [
 ]
 
 
-@nox.session(python=PYTHON)
+@shared
 def run(session: nox.Session) -> None:
     """Run flows on local Spark: `nox -s run -- <flow path>... [--env local|dev] [--param k=v]`."""
-    install_workspace(session, dev=False)
-    session.run("meshops", "run", *session.posargs, env=spark_env(session))
+    venv = install_workspace(session)
+    venv_run(session, venv, "meshops", "run", *session.posargs, spark=True)
 
 
-@nox.session(python=PYTHON)
+@shared
 def demo(session: nox.Session) -> None:
     """From nothing to tables: trips, ingest, zones, revenue, finance, the ML flow (twice)."""
-    install_workspace(session, dev=False)
-    env = spark_env(session)
+    venv = install_workspace(session)
     rows = os.environ.get("MESHOPS_DEMO_ROWS", "100000")
-    session.run("python", "tools/taxigen.py", "--rows", rows, env=env)
-    session.run("meshops", "run", *DEMO_FLOWS, env=env)
+    venv_run(session, venv, "python", "tools/taxigen.py", "--rows", rows, spark=True)
+    venv_run(session, venv, "meshops", "run", *DEMO_FLOWS, spark=True)
     # a second training run registers v2 as challenger; validation decides on the metric
-    session.run("meshops", "run", f"{TAXI}/ml/taximodel", "--param", "learning_rate=0.2", env=env)
-    session.run("meshops", "serve", f"{TAXI}/ml/taximodel", "--check", env=env)
-    session.run("meshops", "tables", env=env)
+    venv_run(
+        session,
+        venv,
+        "meshops",
+        "run",
+        f"{TAXI}/ml/taximodel",
+        "--param",
+        "learning_rate=0.2",
+        spark=True,
+    )
+    venv_run(session, venv, "meshops", "serve", f"{TAXI}/ml/taximodel", "--check", spark=True)
+    # every product table with its rows counted and its first rows shown
+    venv_run(session, venv, "meshops", "tables", "--rows", "3", spark=True)
 
 
-@nox.session(python=PYTHON)
+@shared
 def serve(session: nox.Session) -> None:
     """Serve a champion model on 127.0.0.1: `nox -s serve -- <model name or ML flow path>`."""
-    install_workspace(session, dev=False)
-    session.run("meshops", "serve", *session.posargs, env=spark_env(session))
+    venv = install_workspace(session)
+    venv_run(session, venv, "meshops", "serve", *session.posargs, spark=True)
 
 
-@nox.session(python=PYTHON)
+@shared
 def bench(session: nox.Session) -> None:
     """Revenue flow: this runner vs one fresh Python+Spark process per task, 100k and 1M trips."""
-    install_workspace(session, dev=False)
-    session.run("python", "tools/bench.py", *session.posargs, env=spark_env(session))
+    venv = install_workspace(session)
+    venv_run(session, venv, "python", "tools/bench.py", *session.posargs, spark=True)
 
 
 # ---------------------------------------------------------------- deployments
@@ -164,20 +374,10 @@ def _release_refusal() -> str | None:
         ctx = context.detect(ROOT, env="prod")
     except MeshopsError as exc:
         return str(exc)
-    if not ctx.is_release:
-        return (
-            f"prod deploys only from a release tag vX.Y.Z at HEAD, and {ctx.short_commit} has "
-            "none: tag the release (git tag vX.Y.Z) and deploy from that tag"
-        )
-    if not context.worktree_is_clean(ROOT):
-        return (
-            "the worktree has uncommitted changes: prod deploys only the committed code of a "
-            "release tag; commit or stash them"
-        )
-    return None
+    return "; and ".join(release.refusals(ctx)) or None
 
 
-@nox.session(name="deploy-dev", python=PYTHON)
+@shared(name="deploy-dev")
 def deploy_dev(session: nox.Session) -> None:
     """Deploy flows changed since main as dev jobs (`-- --all`: every flow); never prod."""
     if any(env != "dev" for env in _env_args(session.posargs)):
@@ -185,11 +385,11 @@ def deploy_dev(session: nox.Session) -> None:
             "deploy-dev deploys to dev only: prod is deployed by `nox -s deploy-prod` from a "
             "release tag"
         )
-    install_workspace(session, dev=False)
-    session.run("meshops", "deploy", "--env", "dev", *session.posargs)
+    venv = install_workspace(session)
+    venv_run(session, venv, "meshops", "deploy", "--env", "dev", *session.posargs)
 
 
-@nox.session(name="deploy-prod", python=PYTHON)
+@shared(name="deploy-prod")
 def deploy_prod(session: nox.Session) -> None:
     """Prod jobs pinned to the release tag at HEAD: all flows, or `-- --changed` since the last.
 
@@ -200,12 +400,12 @@ def deploy_prod(session: nox.Session) -> None:
     refusal = _release_refusal()
     if refusal:
         _refuse(refusal)
-    install_workspace(session, dev=False)
-    session.run("meshops", "deploy", "--env", "prod", *session.posargs)
+    venv = install_workspace(session)
+    venv_run(session, venv, "meshops", "deploy", "--env", "prod", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@shared
 def cleanup(session: nox.Session) -> None:
     """List stale dev deployments (branch gone, or superseded); `-- --apply` deletes them."""
-    install_workspace(session, dev=False)
-    session.run("meshops", "cleanup", *session.posargs, env=spark_env(session))
+    venv = install_workspace(session)
+    venv_run(session, venv, "meshops", "cleanup", *session.posargs, spark=True)

@@ -5,6 +5,7 @@ Standard library only, because noxfile.py loads this file before anything is ins
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from pathlib import Path
 
@@ -50,3 +51,20 @@ def group_requirements(repo_root: Path, group: str) -> list[str]:
         elif isinstance(item, dict) and "include-group" in item:
             out.extend(group_requirements(repo_root, item["include-group"]))
     return out
+
+
+def install_stamp(repo_root: Path, args: list[str], *extra: str) -> str:
+    """A fingerprint of one install: its arguments and every member's pyproject.toml.
+
+    Members are installed editable, so their code is read from the tree; only their
+    pyproject.toml files (dependencies, extras, entry points) and the requirement list
+    change what an install puts into the environment. `extra` adds the interpreter and
+    installer, so a different Python or installer is a different install.
+    """
+    digest = hashlib.sha256()
+    for part in (*args, "\0", *extra, "\0"):
+        digest.update(part.encode() + b"\n")
+    for member in member_dirs(repo_root):
+        digest.update(member.relative_to(repo_root).as_posix().encode() + b"\n")
+        digest.update((member / "pyproject.toml").read_bytes() + b"\0")
+    return digest.hexdigest()
