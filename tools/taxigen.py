@@ -1,18 +1,25 @@
 """Seeded generator of NYC-like yellow-taxi trips, the sample data of the example mesh.
 
-Databricks ships `samples.nyctaxi.trips`; a laptop has no such table, so the ingest
-flow of the transport domain loads what this tool writes. The data are synthetic but
-shaped like the real thing (borough mix, durations that follow distance, tips mostly
-paid by card, a few dirty rows), so the revenue flow has something to aggregate, the
-ingest flow has something to clean and the ML flow has a signal to learn.
+Databricks ships `samples.nyctaxi.trips`; a laptop has no such table, so this tool loads
+the local `samples` catalog, a shared input catalog that flows read and never write:
+
+- the table `samples.nyctaxi.trips`, written directly, as Databricks ships it (the ML flow
+  trains on it);
+- the same trips as parquet files in the volume `/Volumes/samples/nyctaxi/landing/trips`,
+  which the ingest flow cleans into its own `trips` table (the revenue flow reads that).
+
+The data are synthetic but shaped like the real thing (borough mix, durations that follow
+distance, tips mostly paid by card, a few dirty rows), so the revenue flow has something
+to aggregate, the ingest flow has something to clean and the ML flow has a signal to learn.
 
 Rows are made in fixed blocks of `BLOCK_ROWS`, each from its own random stream keyed
 by (seed, block number). The data therefore depend only on `rows` and `seed`, never on
 how `write` splits them into files, and blocks are vectorised with numpy and pyarrow.
 
-CLI: `python tools/taxigen.py --rows N --seed S --out DIR` (DIR defaults to the local
-Volume `/Volumes/samples/nyctaxi/landing/trips`, i.e. `<state>/volumes/samples/nyctaxi/
-landing/trips` of this repository).
+CLI: `python tools/taxigen.py --rows N --seed S` writes the landing files into the local
+volume (`<state>/volumes/samples/nyctaxi/landing/trips` of this repository) and loads the
+table from them on local Spark; `--no-table` skips the table; `--out DIR` writes only the
+files, into DIR.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +41,9 @@ BLOCK_ROWS = 1 << 17
 
 LANDING_VOLUME = "samples/nyctaxi/landing/trips"
 """Where the ingest flow looks: `/Volumes/<this>` (the local runner maps `/Volumes`)."""
+
+TABLE = "samples.nyctaxi.trips"
+"""The sample table, under the name Databricks ships it with."""
 
 BOROUGHS = ("Manhattan", "Brooklyn", "Queens", "Bronx", "Staten Island", "EWR", "Unknown")
 # Share of pickups per borough (the yellow-cab mix: Manhattan, then the airports in Queens).
@@ -211,6 +222,39 @@ def write(out_dir: Path, rows: int = 100_000, seed: int = 42, chunk_rows: int = 
     return out_dir
 
 
+def load_table(spark: Any, files: Path, table: str = TABLE) -> int:
+    """Load the trips in `files` (as `write` makes them) into `table`, replacing it; its rows.
+
+    `table` is in a shared input catalog (`samples`), which flow runs cannot write: this is
+    the tool that loads it, so it writes with `shared_inputs_writable`. The table is a Delta
+    table with the landing files' columns; timestamps as TIMESTAMP, as in the Databricks
+    sample.
+    """
+    from meshops.engine import session
+
+    catalog, schema, _ = table.split(".")
+    trips = spark.read.parquet(str(files))
+    for column in ("tpep_pickup_datetime", "tpep_dropoff_datetime"):
+        trips = trips.withColumn(column, trips[column].cast("timestamp"))
+    with session.shared_inputs_writable(spark):
+        session.register_catalogs(spark, [catalog])
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {catalog}.{schema}")
+        trips.write.mode("overwrite").option("overwriteSchema", "true").saveAsTable(table)
+    return int(spark.table(table).count())
+
+
+def local_spark() -> Any:
+    """This repository's local Spark session (its state dir, as `meshops run` uses it)."""
+    from meshops.engine import session
+    from meshops.state import StatePaths
+
+    state = StatePaths.for_repo(Path(__file__).resolve().parents[1])
+    options = session.SessionOptions(
+        state=state, catalogs=(TABLE.split(".")[0],), app_name="taxigen", mode="local"
+    )
+    return session.get_spark(options)
+
+
 def default_out_dir() -> Path:
     """The local Volume of the landing files: `<state>/volumes/samples/nyctaxi/landing/trips`."""
     from meshops.state import StatePaths
@@ -222,7 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="trips to write")
     parser.add_argument("--seed", type=int, default=42, help="same seed, same data")
-    parser.add_argument("--out", type=Path, default=None, help="folder for the parquet files")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="only write the parquet files, into this folder"
+    )
+    parser.add_argument(
+        "--table",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"load {TABLE} on local Spark (default: yes, unless --out is given)",
+    )
     parser.add_argument("--chunk-rows", type=int, default=1_000_000, help="rows per file")
     args = parser.parse_args(argv)
     if args.rows < 0 or args.chunk_rows < 1:
@@ -233,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - began
     rate = args.rows / seconds if seconds > 0 else float("inf")
     print(f"wrote {args.rows:,} rows to {out} in {seconds:.2f} s ({rate:,.0f} rows/s)")
+    if args.table if args.table is not None else args.out is None:
+        began = time.perf_counter()
+        loaded = load_table(local_spark(), out)
+        print(f"loaded {loaded:,} rows into {TABLE} in {time.perf_counter() - began:.1f} s")
     return 0
 
 

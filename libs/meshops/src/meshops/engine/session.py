@@ -6,7 +6,9 @@ Three kinds, chosen at the first call:
   outlive the process; Delta Lake as the session catalog and the default table format, as on
   Databricks; and the meshops catalog plugin registered once per catalog name, so
   `catalog.schema.table` resolves as on Unity Catalog (schema `s` of catalog `c` is metastore
-  database `c__s`). Writes through the plugin are recorded per task (`task_tag`).
+  database `c__s`). Writes through the plugin are recorded per task (`task_tag`), and a flow
+  task's writes to the shared input catalogs (`external_catalogs`, e.g. `samples`) fail: flows
+  read them, tools load them (`shared_inputs_writable`).
 - **connect**: Spark Connect when `SPARK_REMOTE` is set; the server owns the catalogs.
 - **databricks-connect**: when a workspace is configured and `databricks-connect` is
   installed; the workspace's Unity Catalog owns the catalogs.
@@ -49,6 +51,11 @@ DBFS_FS_CLASS = "meshops.spark.DbfsFileSystem"
 LOG_CONFIG = JAVA_SOURCES / "log4j2.properties"
 TASK_PROPERTY = "meshops.task"
 """Spark local property naming the task a thread runs; writes are recorded under it."""
+READ_ONLY_PROPERTY = "meshops.readOnlyCatalogs"
+"""Spark local property: catalogs (comma-separated) the thread's writes must not touch."""
+SHARED_INPUTS_EXTENSION = "meshops.spark.SharedInputsExtension"
+"""Analyzer check refusing writes to the thread's read-only catalogs (SQL, DataFrame, Delta)."""
+DEPLOYMENT_FILE = "deployment.yml"
 
 _CATALOG_PREFIX = "spark.sql.catalog."
 _CATALOG_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
@@ -194,18 +201,86 @@ def drain_writes(spark: SparkSession, task: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def task_tag(spark: SparkSession, task: str) -> Iterator[None]:
-    """Record the writes this thread makes inside the block under `task`."""
+def task_tag(
+    spark: SparkSession, task: str, *, read_only: Iterable[str] | None = None
+) -> Iterator[None]:
+    """Record the writes this thread makes inside the block under `task`; refuse its writes to
+    the `read_only` catalogs.
+
+    `read_only` defaults to `flow_shared_inputs()`: in a flow run, whose tasks run in their
+    flow's folder, the `external_catalogs` of the platform config; elsewhere none. A refused
+    write (SQL, DataFrame writers, Delta's API, files in the catalog's volumes) fails with one
+    line naming the catalog, before it changes anything.
+    """
     if mode(spark) != "local":
         yield
         return
+    catalogs = flow_shared_inputs() if read_only is None else tuple(read_only)
+    with _local_properties(
+        spark, {TASK_PROPERTY: task, READ_ONLY_PROPERTY: ",".join(sorted(set(catalogs))) or None}
+    ):
+        yield
+
+
+def flow_shared_inputs(folder: Path | None = None) -> tuple[str, ...]:
+    """The shared input catalogs a flow in `folder` (default: the working directory) reads.
+
+    A flow's tasks run in its folder (the one holding its `deployment.yml`), as in a
+    Databricks Git folder; brickops finds its config from there too. The catalogs are the
+    `external_catalogs` of that repository's `.brickopscfg/config.yml`. Outside a flow folder
+    (tests, tools) there are none.
+    """
+    from meshops import config
+    from meshops.context import find_repo_root
+
+    here = (folder or Path.cwd()).resolve()
+    if not (here / DEPLOYMENT_FILE).is_file():
+        return ()
+    try:
+        root = find_repo_root(here)
+    except InvalidInput:
+        return ()
+    return tuple(config.load(root).settings.external_catalogs)
+
+
+def read_only_catalogs(spark: SparkSession) -> frozenset[str]:
+    """Catalogs this thread must not write (inside a flow task: the shared input catalogs)."""
+    if mode(spark) != "local":
+        return frozenset()
+    value = spark.sparkContext.getLocalProperty(READ_ONLY_PROPERTY) or ""
+    return frozenset(part for part in value.split(",") if part)
+
+
+def shared_input_message(spark: SparkSession, catalog: str) -> str:
+    """The one line a write to the shared input catalog `catalog` fails with."""
+    return str(_jvm(spark).meshops.spark.SharedInputs.message(catalog))
+
+
+@contextlib.contextmanager
+def shared_inputs_writable(spark: SparkSession) -> Iterator[None]:
+    """Let this thread write the shared input catalogs inside the block, as tools that load
+    sample data do (`tools/taxigen.py`); other threads, such as running flow tasks, still
+    cannot. Outside a flow task they are writable anyway: the block says so explicitly.
+    """
+    if mode(spark) != "local":
+        yield
+        return
+    with _local_properties(spark, {READ_ONLY_PROPERTY: None}):
+        yield
+
+
+@contextlib.contextmanager
+def _local_properties(spark: SparkSession, values: Mapping[str, str | None]) -> Iterator[None]:
+    """Spark local properties of this thread set (None: removed) for the block, then restored."""
     context = spark.sparkContext
-    previous = context.getLocalProperty(TASK_PROPERTY)
-    context.setLocalProperty(TASK_PROPERTY, task)
+    previous = {key: context.getLocalProperty(key) for key in values}
+    for key, value in values.items():
+        context.setLocalProperty(key, value)  # type: ignore[arg-type]
     try:
         yield
     finally:
-        context.setLocalProperty(TASK_PROPERTY, previous)  # type: ignore[arg-type]
+        for key, value in previous.items():
+            context.setLocalProperty(key, value)  # type: ignore[arg-type]
 
 
 # ---- choosing ------------------------------------------------------------------------------
@@ -295,6 +370,9 @@ def local_conf(options: SessionOptions, jar: Path, delta: Iterable[Path] = ()) -
         # the plugin on the JVM class path at launch: catalogs, py4j, Hadoop and the Hive
         # client's class loader all see it, also after a stop() and restart in this process
         "spark.driver.extraClassPath": str(jar),
+        # flow tasks' writes to shared input catalogs fail in analysis (SharedInputs.java);
+        # with Delta, its extension comes first (below)
+        "spark.sql.extensions": SHARED_INPUTS_EXTENSION,
         # V1 reads of tables from a non-session catalog need partitions found on disk
         "spark.sql.hive.manageFilesourcePartitions": "false",
         # /Volumes/<catalog>/<schema>/<volume>/... is <state>/volumes/<catalog>/...
@@ -327,7 +405,7 @@ def local_conf(options: SessionOptions, jar: Path, delta: Iterable[Path] = ()) -
                 # would add), its SQL (MERGE, OPTIMIZE, time travel...), its catalog under every
                 # table, and the default format of tables made without USING
                 "spark.jars": ",".join(str(j) for j in delta),
-                "spark.sql.extensions": DELTA_EXTENSION,
+                "spark.sql.extensions": f"{DELTA_EXTENSION},{SHARED_INPUTS_EXTENSION}",
                 "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
                 "spark.sql.sources.default": "delta",
                 # a Delta log is replayed with 50 tasks by default: too many for a laptop's tables

@@ -11,6 +11,9 @@ the classic `SparkSession.sql` and `RuntimeConfig.set` so these work on a local 
   `<state>/unity.sqlite`. External volumes are local folders too: the LOCATION is recorded,
   never read.
 - GRANT, REVOKE, `ALTER ... OWNER TO` and `SHOW GRANTS` are recorded there, not enforced.
+- In a flow task, the shared input catalogs (`external_catalogs`) are read-only: creating or
+  dropping their volumes, or dropping the catalog, fails as their tables' writes do (the
+  catalog plugin refuses those; see `session.task_tag`).
 - Databricks-only statements that stay unavailable fail with a `DatabricksOnlySyntax` that
   says what to do instead; every other statement reaches Spark unchanged.
 """
@@ -560,6 +563,13 @@ class _Statements:
             )
         return parts[0], parts[1], parts[2]
 
+    def _writable(self, catalog: str) -> None:
+        """Refuse a change to `catalog` when it is a shared input of this thread's flow task."""
+        if catalog in sessions.read_only_catalogs(self.spark):
+            from pyspark.errors import AnalysisException
+
+            raise AnalysisException(message=sessions.shared_input_message(self.spark, catalog))
+
     def _require_schema(self, catalog: str, schema: str) -> None:
         if not self._schema_exists(catalog, schema):
             raise UnityCatalogError(
@@ -607,6 +617,7 @@ class _Statements:
 
     def drop_catalog(self, found: re.Match[str]) -> DataFrame:
         name = _unquote(found["name"]).lower()
+        self._writable(name)
         if name == "spark_catalog" or name not in self._catalogs():
             if found["ie"] and name != "spark_catalog":
                 return self._empty()
@@ -648,6 +659,7 @@ class _Statements:
 
     def create_volume(self, found: re.Match[str]) -> DataFrame:
         catalog, schema, name = self._volume_name(found["name"])
+        self._writable(catalog)
         self._require_schema(catalog, schema)
         folder = self.state.volumes / catalog / schema / name
         if folder.is_dir():
@@ -688,6 +700,7 @@ class _Statements:
 
     def drop_volume(self, found: re.Match[str]) -> DataFrame:
         catalog, schema, name = self._volume_name(found["name"])
+        self._writable(catalog)
         folder = self.state.volumes / catalog / schema / name
         if not folder.is_dir():
             if found["ie"]:

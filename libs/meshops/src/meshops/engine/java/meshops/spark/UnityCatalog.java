@@ -59,6 +59,10 @@ import org.apache.spark.sql.util.CaseInsensitiveStringMap;
  * inserts into the mapped table, because Spark's writers fall back to two-level names (and so to
  * the wrong database) when they are handed a {@code V1Table}. Views are metastore views in the
  * mapped database, made by Spark's own CREATE VIEW (see {@link Views}).
+ *
+ * <p>A catalog the current thread must only read (a shared input of a flow task, see {@link
+ * SharedInputs}) refuses every write entry point below: creating, replacing, loading for a write,
+ * altering, renaming and dropping tables, views and schemas.
  */
 public final class UnityCatalog implements RelationCatalog, StagingTableCatalog, SupportsNamespaces {
   /** Between catalog and schema in a metastore database name; never inside a catalog name. */
@@ -197,6 +201,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   @Override
   public Table loadTable(Identifier ident, Set<TableWritePrivilege> privileges)
       throws NoSuchTableException {
+    SharedInputs.check(name);
     Table table = loadTable(ident);
     TaskWrites.record(SparkSession.active().sparkContext(), fullName(ident));
     if (!(table instanceof V1Table)) {
@@ -250,6 +255,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   @Override
   public Table createTable(Identifier ident, TableInfo info)
       throws TableAlreadyExistsException, NoSuchNamespaceException {
+    SharedInputs.check(name);
     Identifier mapped = mapNewTable(ident);
     if (!namespaces().namespaceExists(mapped.namespace())) {
       throw new NoSuchNamespaceException(userNamespace(ident.namespace()));
@@ -330,6 +336,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   @Override
   public StagedTable stageCreate(Identifier ident, TableInfo info)
       throws TableAlreadyExistsException, NoSuchNamespaceException {
+    SharedInputs.check(name);
     TableInfo full = withProvider(info);
     Identifier mapped = mapNewTable(ident);
     if (!namespaces().namespaceExists(mapped.namespace())) {
@@ -349,6 +356,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   @Override
   public StagedTable stageReplace(Identifier ident, TableInfo info)
       throws NoSuchNamespaceException, NoSuchTableException {
+    SharedInputs.check(name);
     TableInfo full = withProvider(info);
     Identifier mapped = mapTable(ident);
     TaskWrites.record(SparkSession.active().sparkContext(), fullName(ident));
@@ -364,6 +372,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   @Override
   public StagedTable stageCreateOrReplace(Identifier ident, TableInfo info)
       throws NoSuchNamespaceException {
+    SharedInputs.check(name);
     TableInfo full = withProvider(info);
     Identifier mapped = mapNewTable(ident);
     if (!namespaces().namespaceExists(mapped.namespace())) {
@@ -498,12 +507,14 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
 
   @Override
   public Table alterTable(Identifier ident, TableChange... changes) throws NoSuchTableException {
+    SharedInputs.check(name);
     tables().alterTable(mapTable(ident), changes);
     return loadTable(ident);
   }
 
   @Override
   public boolean dropTable(Identifier ident) {
+    SharedInputs.check(name);
     try {
       return tables().dropTable(mapTable(ident));
     } catch (NoSuchTableException e) {
@@ -513,6 +524,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
 
   @Override
   public boolean purgeTable(Identifier ident) {
+    SharedInputs.check(name);
     try {
       return tables().purgeTable(mapTable(ident));
     } catch (NoSuchTableException e) {
@@ -523,6 +535,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   @Override
   public void renameTable(Identifier oldIdent, Identifier newIdent)
       throws NoSuchTableException, TableAlreadyExistsException {
+    SharedInputs.check(name);
     Identifier mappedNew;
     try {
       mappedNew = renameTarget(oldIdent, newIdent);
@@ -566,6 +579,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   @Override
   public View createView(Identifier ident, View view)
       throws ViewAlreadyExistsException, NoSuchNamespaceException {
+    SharedInputs.check(name);
     Identifier mapped = mapNewTable(ident);
     if (!namespaces().namespaceExists(mapped.namespace())) {
       throw new NoSuchNamespaceException(userNamespace(ident.namespace()));
@@ -583,6 +597,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
 
   @Override
   public View replaceView(Identifier ident, View view) throws NoSuchViewException {
+    SharedInputs.check(name);
     Identifier mapped;
     try {
       mapped = mapTable(ident);
@@ -598,6 +613,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
 
   @Override
   public boolean dropView(Identifier ident) {
+    SharedInputs.check(name);
     try {
       return views().drop(mapTable(ident));
     } catch (NoSuchTableException e) {
@@ -608,6 +624,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   @Override
   public void renameView(Identifier oldIdent, Identifier newIdent)
       throws NoSuchViewException, ViewAlreadyExistsException {
+    SharedInputs.check(name);
     Identifier from;
     Identifier to;
     try {
@@ -669,6 +686,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   @Override
   public void createNamespace(String[] namespace, Map<String, String> metadata)
       throws NamespaceAlreadyExistsException {
+    SharedInputs.check(name);
     if (namespace.length != 1) {
       throw new IllegalArgumentException(
           "a schema name has one part: " + String.join(".", userNamespace(namespace)));
@@ -683,12 +701,14 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   @Override
   public void alterNamespace(String[] namespace, NamespaceChange... changes)
       throws NoSuchNamespaceException {
+    SharedInputs.check(name);
     namespaces().alterNamespace(mapNamespace(namespace), changes);
   }
 
   @Override
   public boolean dropNamespace(String[] namespace, boolean cascade)
       throws NoSuchNamespaceException, NonEmptyNamespaceException {
+    SharedInputs.check(name);
     try {
       return namespaces().dropNamespace(mapNamespace(namespace), cascade);
     } catch (NonEmptyNamespaceException e) {

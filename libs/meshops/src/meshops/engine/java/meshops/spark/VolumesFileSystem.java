@@ -5,16 +5,26 @@ import java.io.IOException;
 import java.net.URI;
 
 import org.apache.hadoop.conf.Configuration;
+import java.util.EnumSet;
+
+import org.apache.hadoop.fs.CreateFlag;
+import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.LocalFileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.hadoop.fs.RawLocalFileSystem;
+import org.apache.hadoop.fs.permission.FsPermission;
+import org.apache.hadoop.util.Progressable;
 
 /**
  * The local file system, except that {@code /Volumes/<catalog>/<schema>/<volume>/...} lives under
  * the folder in the Hadoop setting {@value #ROOT_KEY}: notebooks that read and write Unity Catalog
  * volume paths run unchanged on a laptop. Registered as {@code fs.file.impl}; it extends {@link
  * LocalFileSystem} because Hadoop and Spark cast {@code FileSystem.getLocal} to it.
+ *
+ * <p>Files of a volume in a catalog the current thread must only read ({@link SharedInputs}) are
+ * not created, appended to, truncated, renamed or deleted: Spark's writers fail with the shared
+ * input message before they write anything.
  */
 public class VolumesFileSystem extends LocalFileSystem {
   public static final String ROOT_KEY = "meshops.volumes.root";
@@ -44,6 +54,114 @@ public class VolumesFileSystem extends LocalFileSystem {
       }
       String local = super.pathToFile(path).getPath();
       return local.equals(PREFIX) || local.startsWith(PREFIX + "/");
+    }
+
+    /** Refuses a change under {@code /Volumes/<catalog>/} of a read-only catalog. */
+    private void writable(Path path) {
+      if (!isVolume(path)) {
+        return;
+      }
+      String[] parts = super.pathToFile(path).getPath().split("/");
+      // "", "Volumes", catalog, ...
+      if (parts.length > 2) {
+        SharedInputs.check(parts[2]);
+      }
+    }
+
+    @Override
+    public FSDataOutputStream create(
+        Path path,
+        boolean overwrite,
+        int bufferSize,
+        short replication,
+        long blockSize,
+        Progressable progress)
+        throws IOException {
+      writable(path);
+      return super.create(path, overwrite, bufferSize, replication, blockSize, progress);
+    }
+
+    @Override
+    public FSDataOutputStream create(
+        Path path,
+        FsPermission permission,
+        boolean overwrite,
+        int bufferSize,
+        short replication,
+        long blockSize,
+        Progressable progress)
+        throws IOException {
+      writable(path);
+      return super.create(
+          path, permission, overwrite, bufferSize, replication, blockSize, progress);
+    }
+
+    @Override
+    public FSDataOutputStream createNonRecursive(
+        Path path,
+        FsPermission permission,
+        EnumSet<CreateFlag> flags,
+        int bufferSize,
+        short replication,
+        long blockSize,
+        Progressable progress)
+        throws IOException {
+      writable(path);
+      return super.createNonRecursive(
+          path, permission, flags, bufferSize, replication, blockSize, progress);
+    }
+
+    @Override
+    public FSDataOutputStream createNonRecursive(
+        Path path,
+        FsPermission permission,
+        boolean overwrite,
+        int bufferSize,
+        short replication,
+        long blockSize,
+        Progressable progress)
+        throws IOException {
+      writable(path);
+      return super.createNonRecursive(
+          path, permission, overwrite, bufferSize, replication, blockSize, progress);
+    }
+
+    @Override
+    public FSDataOutputStream append(Path path, int bufferSize, Progressable progress)
+        throws IOException {
+      writable(path);
+      return super.append(path, bufferSize, progress);
+    }
+
+    @Override
+    public boolean truncate(Path path, long length) throws IOException {
+      writable(path);
+      return super.truncate(path, length);
+    }
+
+    @Override
+    public boolean mkdirs(Path path) throws IOException {
+      writable(path);
+      return super.mkdirs(path);
+    }
+
+    @Override
+    public boolean mkdirs(Path path, FsPermission permission) throws IOException {
+      writable(path);
+      return super.mkdirs(path, permission);
+    }
+
+    @Override
+    public boolean delete(Path path, boolean recursive) throws IOException {
+      writable(path);
+      return super.delete(path, recursive);
+    }
+
+    @Override
+    public boolean rename(Path source, Path target) throws IOException {
+      writable(source);
+      writable(target);
+      return super.rename(source, target);
     }
 
     @Override

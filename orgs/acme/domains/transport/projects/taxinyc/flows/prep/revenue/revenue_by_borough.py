@@ -14,7 +14,8 @@ from taxinyc.revenue import revenue_by_borough
 catalog = catname_from_path()
 db = dbname(db="revenue", cat=catalog)
 spark.sql(f"CREATE SCHEMA IF NOT EXISTS {db}")
-trips = spark.table("samples.nyctaxi.trips")
+# the ingest flow's clean trips, same env, user, branch and commit parts as this run
+trips = spark.table(tablename(tbl="trips", db="ingest", cat=catalog))
 result = revenue_by_borough(trips)
 # published: liquid clustering for readers' filters, change data feed for consumers
 (

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from meshops import context, discover, naming
+from meshops import context, discover, identity, naming
 from meshops.engine import flowrun
 from meshops.state import StatePaths
 
@@ -40,7 +40,8 @@ def runs(meshops_repo_root: Path, spark: object) -> dict[str, flowrun.RunResult]
     ctx = context.detect(root, env="local", overrides={"user": "ci@acme.example", "branch": "it"})
     mesh = discover.scan(root)
     # trips are upserted: start from none, whatever other tests of this process left there
-    flowrun.spark_for(ctx, mesh).sql("DROP TABLE IF EXISTS samples.nyctaxi.trips")
+    trips = identity.of(ctx).names_for(f"{TAXI}/ingest").table("trips")
+    flowrun.spark_for(ctx, mesh).sql(f"DROP TABLE IF EXISTS {trips}")
     options = flowrun.RunOptions(progress=False)
     return {
         rel.rsplit("/", 1)[1]: flowrun.run_flow(ctx, mesh, mesh.find(rel), options)
@@ -69,17 +70,22 @@ def test_every_flow_succeeds_under_local_names(runs: dict[str, flowrun.RunResult
             "revenue_per_inhabitant",
         )
     )
-    assert runs["ingest"].tables() == {"samples.nyctaxi.trips": len_trips(runs)}
+    assert runs["ingest"].tables() == {trips_table(runs): len_trips(runs)}
+
+
+def trips_table(runs: dict[str, flowrun.RunResult]) -> str:
+    """The ingest flow's own trips table (shared `samples` are read-only to flows)."""
+    return runs["ingest"].names.table("trips")
 
 
 def len_trips(runs: dict[str, flowrun.RunResult]) -> int:
-    return runs["ingest"].tables()["samples.nyctaxi.trips"]
+    return runs["ingest"].tables()[trips_table(runs)]
 
 
 def test_revenue_tables_equal_pandas_sums_of_the_trips(
     runs: dict[str, flowrun.RunResult], spark: object, meshops_repo_root: Path
 ) -> None:
-    trips = frame(spark, "samples.nyctaxi.trips")
+    trips = frame(spark, trips_table(runs))
     assert 300 < len(trips) < 400  # the generator's dirty rows were dropped
     schema = runs["revenue"].names.schema
 
@@ -116,7 +122,9 @@ def test_finance_reads_transports_data_product(
     ctx = context.detect(
         meshops_repo_root, env="local", overrides={"user": "ci@acme.example", "branch": "it"}
     )
-    transport = naming.table(ctx, f"{TAXI}/revenue/revenue_per_inhabitant.py", "revenue", "x")
+    transport = naming.table(
+        identity.of(ctx), f"{TAXI}/revenue/revenue_per_inhabitant.py", "revenue", "x"
+    )
     finance_schema = runs["revenue_share"].names.schema
     assert finance_schema.startswith("acme_finance_reporting.local_ci_it_")
     shares = frame(spark, f"{finance_schema}.revenue_share").set_index("borough")

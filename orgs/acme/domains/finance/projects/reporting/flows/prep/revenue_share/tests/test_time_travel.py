@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from meshops import context, discover
+from meshops import context, discover, identity
 from meshops.engine import flowrun
 from meshops.state import StatePaths
 from reporting.revenue_share import reconciliation_checks
@@ -49,7 +49,8 @@ def report(meshops_repo_root: Path, spark: SparkSession) -> dict[str, object]:
     ctx = context.detect(root, env="local", overrides={"user": "ci@acme.example", "branch": "tt"})
     mesh = discover.scan(root)
     # trips are upserted: start from none, whatever other tests of this process left there
-    flowrun.spark_for(ctx, mesh).sql("DROP TABLE IF EXISTS samples.nyctaxi.trips")
+    trips = identity.of(ctx).names_for(f"{TAXI}/ingest").table("trips")  # ingest's own table
+    flowrun.spark_for(ctx, mesh).sql(f"DROP TABLE IF EXISTS {trips}")
     options = flowrun.RunOptions(progress=False)
     runs = {
         rel: flowrun.run_flow(ctx, mesh, mesh.find(rel), options)
@@ -66,12 +67,11 @@ def report(meshops_repo_root: Path, spark: SparkSession) -> dict[str, object]:
 
     # a late fare of a Manhattan trip, then transport's next run republishes
     trip = spark.sql(
-        "SELECT min(trip_id) AS id FROM samples.nyctaxi.trips WHERE pickup_borough = 'Manhattan'"
+        f"SELECT min(trip_id) AS id FROM {trips} WHERE pickup_borough = 'Manhattan'"
     ).first()
     assert trip is not None and trip["id"] is not None
     spark.sql(
-        f"UPDATE samples.nyctaxi.trips SET total_amount = total_amount + {LATE_FARE} "
-        f"WHERE trip_id = {trip['id']}"
+        f"UPDATE {trips} SET total_amount = total_amount + {LATE_FARE} WHERE trip_id = {trip['id']}"
     )
     rerun = flowrun.run_flow(ctx, mesh, mesh.find(f"{TAXI}/revenue"), options)
     assert rerun.ok
