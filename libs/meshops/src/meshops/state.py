@@ -7,21 +7,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STATE_DIR = ".meshops"
+WORKTREES = "worktrees"
 
 
 @dataclass(frozen=True)
 class StatePaths:
     """Where local Spark, MLflow and the run and job records keep their files.
 
-    `MESHOPS_STATE_DIR` moves the whole folder (tests use a temporary one).
+    `MESHOPS_STATE_DIR` moves the whole folder (tests use a temporary one). A command
+    resolves it once with `for_repo` and passes it down (`run_flow(..., state=...)`).
     """
 
     root: Path
 
     @classmethod
     def for_repo(cls, repo_root: Path) -> StatePaths:
+        """The state folder of the repository at `repo_root`: `MESHOPS_STATE_DIR`, else
+        `<repo_root>/.meshops`; for the checkout of a job (`<state>/worktrees/<commit>`, see
+        `worktrees`), the state folder it was made in, whose metastore its runs write."""
         override = os.environ.get("MESHOPS_STATE_DIR")
-        return cls(Path(override).resolve() if override else repo_root / STATE_DIR)
+        if override:
+            return cls(Path(override).resolve())
+        holder = repo_root.parent.parent
+        if repo_root.parent.name == WORKTREES and holder.name == STATE_DIR:
+            return cls(holder)
+        return cls(repo_root / STATE_DIR)
 
     @property
     def metastore(self) -> Path:
@@ -66,7 +76,7 @@ class StatePaths:
     @property
     def worktrees(self) -> Path:
         """Checkouts of pinned commits and tags for `meshops run-job`."""
-        return self.root / "worktrees"
+        return self.root / WORKTREES
 
     @property
     def tmp(self) -> Path:

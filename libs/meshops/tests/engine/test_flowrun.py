@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from meshops import context, discover, naming, plan
+from meshops import context, discover, identity, naming, plan
 from meshops.engine import flowrun, session
 from meshops.engine.runs import RunStore
 from meshops.state import StatePaths
@@ -54,8 +54,8 @@ def run(repo: Path, **options: object) -> flowrun.RunResult:
 def test_tables_land_under_the_names_the_workspace_would_use(repo: Path, spark: object) -> None:
     result = run(repo)
     ctx = context.detect(repo, env="local", environ={})
-    schema = naming.for_notebook(ctx, repo / FlowDef(name="demo").rel / "write.py").schema
-    assert schema == f"acme_transport_taxinyc.local_janedoe_main_{ctx.short_commit}_demo"
+    schema = naming.names(identity.of(ctx), repo / FlowDef(name="demo").rel / "write.py").schema
+    assert schema == f"acme_transport_taxinyc.local_janedoe_main_{ctx.commit[:8]}_demo"
     assert result.ok
     assert result.tables() == {f"{schema}.numbers": 5, f"{schema}.total": 1}
     assert spark.table(f"{schema}.total").collect()[0][0] == 10  # type: ignore[attr-defined]
@@ -101,7 +101,7 @@ def test_brickops_names_inside_a_notebook_equal_meshops_names(repo: Path) -> Non
     flow = mesh.flows[0]
     result = flowrun.run_flow(ctx, mesh, flow, flowrun.RunOptions(progress=False))
     assert result.ok
-    names = naming.for_notebook(ctx, repo / flow.rel / "names.py")
+    names = naming.names(identity.of(ctx), repo / flow.rel / "names.py")
     assert result.task_values[("names", "names")] == [names.catalog, names.schema]
     assert result.record.tasks[0].result == names.catalog
     assert names.schema.startswith("acme_transport_taxinyc.dev_janedoe_main_")
@@ -159,7 +159,7 @@ def test_a_flow_whose_only_notebook_is_an_ipynb_validates_plans_and_runs(
     flow = mesh.find(flow_def.rel)
     # validates and plans: the Jobs path has no extension, as for a .py notebook
     dev = context.detect(mesh_repo, env="dev", environ={})
-    [job] = plan.build(dev, mesh, [flow])
+    [job] = plan.build(identity.of(dev), mesh, [flow])
     assert [t["notebook_task"]["notebook_path"] for t in job.payload["tasks"]] == [
         f"{flow_def.rel}/report"
     ]
@@ -168,7 +168,7 @@ def test_a_flow_whose_only_notebook_is_an_ipynb_validates_plans_and_runs(
     result = flowrun.run_flow(ctx, mesh, flow, flowrun.RunOptions(progress=False))
     assert result.ok, [t.error for t in result.record.tasks]
     assert result.task_values[("report", "n")] == 4
-    schema = naming.for_notebook(ctx, folder / "report.ipynb").schema
+    schema = naming.names(identity.of(ctx), folder / "report.ipynb").schema
     assert result.tables() == {f"{schema}.counted": 4}
 
 

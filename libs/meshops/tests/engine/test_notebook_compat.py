@@ -14,11 +14,10 @@ import pytest
 
 from meshops.engine import notebook
 from meshops.engine.dbutils import LocalDbutils, TaskValues, Widgets
-from meshops.engine.flowrun import display
-from meshops.engine.notebook import NotebookError, NotebookRunner, databricks_globals
+from meshops.engine.notebook import NotebookError, NotebookRunner, databricks_globals, display
 from meshops.engine.output import task_output
 from meshops.source import imported_packages, parse
-from meshops.spec import Deployment, FlowSpec
+from meshops.spec import FlowDefinition, FlowSpec
 from meshops.state import StatePaths
 
 if TYPE_CHECKING:
@@ -201,8 +200,8 @@ def test_imported_packages_of_ipynb_and_cells_with_pip_lines(tmp_path: Path) -> 
 
 @pytest.mark.unit
 def test_task_without_py_runs_its_ipynb_and_keeps_the_jobs_path(tmp_path: Path) -> None:
-    dep = Deployment.model_validate({"tasks": [{"task_key": "ingest"}, {"task_key": "report"}]})
-    spec = FlowSpec(folder=tmp_path, file="deployment.yml", deployment=dep)
+    dep = FlowDefinition.model_validate({"tasks": [{"task_key": "ingest"}, {"task_key": "report"}]})
+    spec = FlowSpec(folder=tmp_path, file="deployment.yml", definition=dep)
     ipynb(tmp_path, "ingest.ipynb", "x = 1")
     (tmp_path / "report.py").write_text("x = 1\n")
     (tmp_path / "report.ipynb").write_text("{}")

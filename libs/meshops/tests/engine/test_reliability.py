@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from meshops import context, discover, plan
+from meshops import context, discover, identity, plan
 from meshops.context import Context, strip_userinfo
-from meshops.engine import flowrun, output
+from meshops.engine import output, process
 from meshops.engine.dbutils import Secrets
 from meshops.engine.runs import RunRecord, RunStore
 from meshops.testing.mesh import FlowDef, commit_all, write_flow
@@ -58,7 +58,7 @@ def test_no_credential_reaches_the_plan(mesh_repo: Path) -> None:
     mesh = discover.scan(mesh_repo)
     for c in (ctx, made):
         assert c.git_url == "git+https://github.com/acme/meshops"
-        (p,) = plan.build(c, mesh, mesh.flows)
+        (p,) = plan.build(identity.of(c), mesh, mesh.flows)
         assert "ghp_s3cr3t" not in json.dumps(p.payload)
 
 
@@ -82,7 +82,7 @@ def test_credentials_leave_the_environment_while_a_flow_runs(
     for key, value in {**taken, **kept}.items():
         monkeypatch.setenv(key, value)
 
-    with flowrun.without_credentials() as secrets:
+    with process.without_credentials() as secrets:
         assert not set(taken) & set(os.environ)
         assert all(os.environ[k] == v for k, v in kept.items())
         assert secrets == {"MESHOPS_SECRET_KV_API": "kv-api-value"}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from meshops import context, discover
+from meshops import context, discover, identity
 from meshops.cli import app
 from meshops.context import Context
 from meshops.engine import flowrun
@@ -89,16 +89,16 @@ def test_dev_schemas_carry_evidence_and_only_they_are_cleaned_up(
         dev, mesh, mesh.find(FlowDef(name="revenue").rel), flowrun.RunOptions(progress=False)
     )
     assert result.ok
-    made = f"{CATALOG}.{dev.deployment}_revenue"
+    made = f"{CATALOG}.{identity.of(dev).id}_revenue"
     assert result.names.schema == made
     props = {
         r[0]: r[1]
         for r in spark.sql(f"DESCRIBE SCHEMA EXTENDED {made}").collect()  # type: ignore[attr-defined]
     }
-    assert f"(meshops.deployment,{dev.deployment})" in props["Properties"]
+    assert f"(meshops.deployment,{identity.of(dev).id})" in props["Properties"]
     spark.range(4).write.saveAsTable(f"{made}.t")  # type: ignore[attr-defined]
     # same name shape, same deployment, but made by hand: no evidence
-    lookalike = f"{CATALOG}.{dev.deployment}_lookalike"
+    lookalike = f"{CATALOG}.{identity.of(dev).id}_lookalike"
     spark.sql(f"CREATE SCHEMA {lookalike}")  # type: ignore[attr-defined]
     spark.range(3).write.saveAsTable(f"{lookalike}.t")  # type: ignore[attr-defined]
 
@@ -112,7 +112,7 @@ def test_dev_schemas_carry_evidence_and_only_they_are_cleaned_up(
     assert rows[lookalike]["action"] == "keep"
     assert "no evidence meshops created it" in rows[lookalike]["reason"]
     schemas = {r[0] for r in spark.sql(f"SHOW SCHEMAS IN {CATALOG}").collect()}  # type: ignore[attr-defined]
-    assert f"{dev.deployment}_revenue" not in schemas
+    assert f"{identity.of(dev).id}_revenue" not in schemas
     assert spark.table(f"{lookalike}.t").count() == 3  # type: ignore[attr-defined]
     spark.sql(f"DROP SCHEMA {lookalike} CASCADE")  # type: ignore[attr-defined]
 

@@ -304,6 +304,52 @@ def display_html(html: Any) -> None:
     print(html)
 
 
+def display(obj: Any, *args: Any, **kwargs: Any) -> None:
+    """Databricks' display(), as text in the task's log; any object, since notebooks pass any.
+
+    Spark DataFrames show their first rows (a failing query still fails the cell, as in the
+    workspace); pandas objects their head; figures only a note (no GUI); anything else its repr.
+    """
+    if _is_spark_dataframe(obj) and getattr(obj, "isStreaming", False) is not True:
+        obj.show(20, truncate=False)
+    else:
+        print(_display_text(obj))
+
+
+def _is_spark_dataframe(obj: Any) -> bool:
+    module = type(obj).__module__ or ""
+    return (
+        module.startswith("pyspark.sql")
+        and hasattr(obj, "schema")
+        and callable(getattr(obj, "show", None))
+    )
+
+
+def _defined(kind: type) -> set[str]:
+    """Names the class (or a base other than object) defines itself."""
+    return {name for base in kind.__mro__ if base is not object for name in vars(base)}
+
+
+def _display_text(obj: Any) -> str:
+    """The text display() prints for anything but a Spark DataFrame."""
+    kind = type(obj)
+    try:
+        if _is_spark_dataframe(obj):
+            return f"<streaming DataFrame {obj.schema.simpleString()}: not displayed locally>"
+        figure: Any = obj if hasattr(obj, "savefig") else getattr(obj, "figure", None)
+        if (kind.__module__ or "").startswith("matplotlib") and hasattr(figure, "savefig"):
+            return f"<matplotlib figure, {len(figure.axes)} axes: produced, not shown locally>"
+        if callable(getattr(obj, "to_string", None)) and callable(getattr(obj, "head", None)):
+            return str(obj.head(20).to_string())
+        if isinstance(obj, str):
+            return obj
+        if "__repr__" not in _defined(kind) and hasattr(obj, "_repr_html_"):
+            return f"<{kind.__name__}: HTML output, not shown locally>"
+        return repr(obj)
+    except Exception as exc:  # display must never fail a notebook over how to print something
+        return f"<{kind.__name__}: not displayable locally ({type(exc).__name__}: {exc})>"
+
+
 # --- %pip ---------------------------------------------------------------------------------
 
 # options of `pip install` that take a value (the value is not a requirement)

@@ -1,7 +1,10 @@
 """Per-task output: what a task prints goes to its own log file, as in a job run's task page.
 
 Tasks run in threads of one process, so `sys.stdout` is shared; a router sends each
-thread's writes to the log of the task it runs and everything else to the terminal.
+thread's writes to the log of the task it runs (threads a task starts write to its log too)
+and everything else to the terminal. What bypasses `sys.stdout`/`sys.stderr` (the JVM's own
+log lines, subprocesses a notebook starts without capturing them) is not a task's output, as
+on Databricks, where those go to the driver's logs.
 
 Secret values (what `dbutils.secrets` handed out, the workspace credentials taken from the
 environment for the run) are replaced by `[REDACTED]` in everything a task writes, as
@@ -62,26 +65,63 @@ def redact_value(value: Any) -> Any:
     return value
 
 
+class _TaskLog:
+    """The open log file of one task; writes after it closed go to the terminal instead."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.lock = threading.Lock()
+
+    def write(self, text: str) -> bool:
+        """Whether `text` was written (False once the task's log has been closed)."""
+        with self.lock:
+            if self.stream.closed:
+                return False
+            self.stream.write(text)
+            return True
+
+    def flush(self) -> None:
+        with self.lock:
+            if not self.stream.closed:
+                self.stream.flush()
+
+
+_task = threading.local()
+"""`.log`: the _TaskLog of the task the current thread runs, if any."""
+_LOG_ATTRIBUTE = "_meshops_task_log"
+"""Set on each thread a task's thread starts: what it prints belongs to that task's log."""
+
+
+def _current_log() -> _TaskLog | None:
+    log: _TaskLog | None = getattr(_task, "log", None)
+    if log is None:
+        log = getattr(threading.current_thread(), _LOG_ATTRIBUTE, None)
+    return log
+
+
 class _Router:
     """A stand-in for sys.stdout/sys.stderr that writes to the calling thread's task log."""
 
     def __init__(self, fallback: TextIO) -> None:
         self.fallback = fallback
-        self.local = threading.local()
         self.encoding = getattr(fallback, "encoding", "utf-8")
 
-    def _target(self) -> TextIO:
-        return getattr(self.local, "stream", None) or self.fallback
-
     def write(self, text: str) -> int:
-        self._target().write(redact(text) if isinstance(text, str) else text)
+        shown = redact(text) if isinstance(text, str) else text
+        log = _current_log()
+        if log is None or not log.write(shown):
+            self.fallback.write(shown)
         return len(text)
 
     def flush(self) -> None:
-        self._target().flush()
+        log = _current_log()
+        if log is not None:
+            log.flush()
+        else:
+            self.fallback.flush()
 
     def isatty(self) -> bool:
-        return self._target().isatty()
+        return _current_log() is None and self.fallback.isatty()
 
     def fileno(self) -> int:
         return self.fallback.fileno()
@@ -90,28 +130,66 @@ class _Router:
         return getattr(self.fallback, name)
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()
+_depth = 0
+_installed: list[tuple[str, _Router]] = []
+_thread_start = threading.Thread.start
 
 
-def _router(name: str) -> _Router:
+def _start_in_task(thread: threading.Thread) -> None:
+    """`Thread.start` while output is routed: a thread a task starts writes to the task's log,
+    as a notebook's ThreadPoolExecutor prints into its cell on Databricks."""
+    log = _current_log()
+    if log is not None and getattr(thread, _LOG_ATTRIBUTE, None) is None:
+        setattr(thread, _LOG_ATTRIBUTE, log)
+    _thread_start(thread)
+
+
+def _route(name: str) -> None:
+    """Make sys.<name> a router (again, if something replaced it since)."""
+    current = getattr(sys, name)
+    if not isinstance(current, _Router):
+        router = _Router(current)
+        setattr(sys, name, router)
+        _installed.append((name, router))
+
+
+@contextmanager
+def routed() -> Iterator[None]:
+    """Route sys.stdout and sys.stderr per thread while the block runs; restored after.
+
+    Re-entrant (counted): the outermost block installs the routers and the thread-start hook
+    and, at its end, puts back what they replaced (unless something replaced them since).
+    """
+    global _depth
     with _lock:
-        current = getattr(sys, name)
-        if not isinstance(current, _Router):
-            current = _Router(current)
-            setattr(sys, name, current)
-        return current
+        if _depth == 0:
+            threading.Thread.start = _start_in_task  # type: ignore[method-assign,assignment]
+        _depth += 1
+        _route("stdout")
+        _route("stderr")
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                threading.Thread.start = _thread_start  # type: ignore[method-assign]
+                for name, router in reversed(_installed):
+                    if getattr(sys, name) is router:
+                        setattr(sys, name, router.fallback)
+                _installed.clear()
 
 
 @contextmanager
 def task_output(log: Path) -> Iterator[Path]:
-    """Send this thread's stdout and stderr to `log` while the block runs."""
+    """Send this thread's stdout and stderr, and those of threads it starts, to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    out, err = _router("stdout"), _router("stderr")
-    with log.open("a", encoding="utf-8") as stream:
-        out.local.stream = stream
-        err.local.stream = stream
+    with routed(), log.open("a", encoding="utf-8") as stream:
+        task_log = _TaskLog(stream)
+        _task.log = task_log
         try:
             yield log
         finally:
-            out.local.stream = None
-            err.local.stream = None
+            _task.log = None
+            task_log.flush()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from meshops.context import Context
 from meshops.errors import InvalidInput
@@ -43,14 +43,14 @@ def choose(kind: str, environ: Mapping[str, str] | None = None) -> TargetKind:
     return kind  # type: ignore[return-value]  # checked just above
 
 
-def open_target(kind: str, ctx: Context) -> Target:
-    """The target of that kind for this repository and user."""
+def open_target(kind: str, ctx: Context, say: Callable[[str], None] | None = None) -> Target:
+    """The target of that kind for this repository and user; `say` shows its progress
+    (retries while a workspace does not answer)."""
     chosen = choose(kind)
     if chosen == "databricks":
-        from meshops.console import err
         from meshops.targets.databricks import DatabricksTarget, workspace_client
 
-        return DatabricksTarget(workspace_client(), progress=lambda line: err.print(line))
+        return DatabricksTarget(workspace_client(), progress=say)
     from meshops.targets.local import LocalTarget
 
     return LocalTarget(StatePaths.for_repo(ctx.repo_root), ctx.user)

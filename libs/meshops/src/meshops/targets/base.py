@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
-from meshops.plan import FLOW_TAG, HASH_TAG
+from databricks.sdk.service import jobs
+
+from meshops import identity
 
 TargetKind = Literal["local", "databricks"]
 TARGET_KINDS: tuple[str, ...] = ("local", "databricks", "auto")
@@ -30,23 +32,59 @@ class DeployedJob:
     """A job as a target lists it: settings may lack tasks (the list API omits them)."""
 
     job_id: int
-    name: str
-    tags: Mapping[str, str]
+    settings: jobs.JobSettings
     created_ms: int
-    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.settings.name or ""
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        return self.settings.tags or {}
 
     @property
     def managed(self) -> bool:
         """Only jobs carrying the flow tag are ever written or deleted by meshops."""
-        return FLOW_TAG in self.tags
+        return identity.flow_of(self.tags) is not None
 
     @property
     def content_hash(self) -> str | None:
-        return self.tags.get(HASH_TAG)
+        return identity.hash_of(self.tags)
 
     @property
     def flow(self) -> str | None:
-        return self.tags.get(FLOW_TAG)
+        return identity.flow_of(self.tags)
+
+    @property
+    def deployment(self) -> str:
+        """The deployment id the job's tags name ("" when none)."""
+        return identity.deployment_of(self.tags)
+
+    @property
+    def version(self) -> str:
+        return identity.version_of(self.tags)
+
+    @property
+    def ref(self) -> str | None:
+        """The git tag, else the commit the job runs; None without a git source."""
+        source = self.settings.git_source
+        if source is None:
+            return None
+        return source.git_tag or source.git_commit or None
+
+    @property
+    def short_ref(self) -> str:
+        """`ref` as people read it: the tag, or the commit's first 8 characters ("-": none)."""
+        source = self.settings.git_source
+        if source is not None and source.git_tag:
+            return source.git_tag
+        return (self.ref or "")[:8] or "-"
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        """Job parameters and their defaults."""
+        return {p.name: p.default or "" for p in self.settings.parameters or [] if p.name}
 
 
 @dataclass(frozen=True)
@@ -86,16 +124,18 @@ class Target(Protocol):
         """Jobs with exactly this name (after a failed create: did it land anyway?)."""
         ...
 
-    def create_job(self, settings: Mapping[str, Any], acl: Sequence[Mapping[str, str]]) -> int:
+    def create_job(
+        self, settings: jobs.JobSettings, acl: Sequence[jobs.JobAccessControlRequest]
+    ) -> int:
         """Create a job with its permissions, in one attempt (never retried underneath: a lost
         answer must not become a second job); returns the new job id."""
         ...
 
-    def reset_job(self, job_id: int, settings: Mapping[str, Any]) -> None:
+    def reset_job(self, job_id: int, settings: jobs.JobSettings) -> None:
         """Replace every setting of a job."""
         ...
 
-    def set_permissions(self, job_id: int, acl: Sequence[Mapping[str, str]]) -> None:
+    def set_permissions(self, job_id: int, acl: Sequence[jobs.JobAccessControlRequest]) -> None:
         """Replace the direct permissions of a job (its owner stays)."""
         ...
 

@@ -17,6 +17,7 @@ import io
 import posixpath
 import socket
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
 from typing import Any, Literal
@@ -35,7 +36,6 @@ from databricks.sdk.errors.base import DatabricksError
 from databricks.sdk.service.jobs import (
     BaseJob,
     JobAccessControlRequest,
-    JobPermissionLevel,
     JobSettings,
 )
 from databricks.sdk.service.workspace import ImportFormat
@@ -82,35 +82,20 @@ def workspace_client() -> WorkspaceClient:
 
 
 def _job(base: BaseJob) -> DeployedJob:
-    settings = base.settings.as_dict() if base.settings else {}
     return DeployedJob(
         job_id=int(base.job_id or 0),
-        name=str(settings.get("name", "")),
-        tags=dict(settings.get("tags") or {}),
+        settings=base.settings or JobSettings(),
         created_ms=int(base.created_time or 0),
-        settings=settings,
     )
 
 
-def _acl(acl: Sequence[Mapping[str, str]]) -> list[JobAccessControlRequest]:
-    return [
-        JobAccessControlRequest(
-            group_name=entry.get("group_name"),
-            user_name=entry.get("user_name"),
-            service_principal_name=entry.get("service_principal_name"),
-            permission_level=JobPermissionLevel(entry["permission_level"]),
-        )
-        for entry in acl
-    ]
-
-
-def _settings_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """JobSettings as the keyword arguments of `jobs.create`: exactly the payload's fields, typed.
-
-    (`from_dict` turns absent lists into empty ones; sending those would change the payload.)
-    """
-    typed = JobSettings.from_dict(dict(settings))
-    return {k: getattr(typed, k) for k in settings if getattr(typed, k) is not None}
+def _settings_kwargs(settings: JobSettings) -> dict[str, Any]:
+    """JobSettings as the keyword arguments of `jobs.create`: exactly the fields set."""
+    return {
+        f.name: getattr(settings, f.name)
+        for f in fields(settings)
+        if getattr(settings, f.name) is not None
+    }
 
 
 def single_attempt(cfg: Config, *, http_timeout_seconds: float | None = None) -> WorkspaceClient:
@@ -218,23 +203,23 @@ class DatabricksTarget:
     def jobs_named(self, name: str) -> list[DeployedJob]:
         return [_job(j) for j in self.w.jobs.list(name=name, limit=LIST_PAGE)]
 
-    def create_job(self, settings: Mapping[str, Any], acl: Sequence[Mapping[str, str]]) -> int:
+    def create_job(self, settings: JobSettings, acl: Sequence[JobAccessControlRequest]) -> int:
         """One attempt, never retried by the SDK (see the module doc); the caller reconciles."""
         try:
             created = self._once.jobs.create(
-                access_control_list=_acl(acl), **_settings_kwargs(settings)
+                access_control_list=list(acl), **_settings_kwargs(settings)
             )
         except TimeoutError as exc:  # the SDK's retry budget ended: the cause is what happened
             raise (exc.__cause__ or exc) from None
         if created.job_id is None:
-            raise MeshopsError(f"jobs/create returned no job id for {settings.get('name')}")
+            raise MeshopsError(f"jobs/create returned no job id for {settings.name}")
         return int(created.job_id)
 
-    def reset_job(self, job_id: int, settings: Mapping[str, Any]) -> None:
-        self.w.jobs.reset(job_id, JobSettings.from_dict(dict(settings)))
+    def reset_job(self, job_id: int, settings: JobSettings) -> None:
+        self.w.jobs.reset(job_id, settings)
 
-    def set_permissions(self, job_id: int, acl: Sequence[Mapping[str, str]]) -> None:
-        self.w.jobs.set_permissions(str(job_id), access_control_list=_acl(acl))
+    def set_permissions(self, job_id: int, acl: Sequence[JobAccessControlRequest]) -> None:
+        self.w.jobs.set_permissions(str(job_id), access_control_list=list(acl))
 
     def delete_job(self, job_id: int) -> None:
         try:

@@ -18,20 +18,25 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from meshops.context import Context, git
+from databricks.sdk.service import jobs
+
+from meshops import identity
+from meshops.context import git
 from meshops.errors import InvalidInput, MeshopsError
-from meshops.plan import FLOW_TAG
+from meshops.identity import Identity
+from meshops.spec import load_specs
 from meshops.sqlitefile import SqliteFile
 from meshops.state import StatePaths
 from meshops.targets.base import DeployedJob, SchemaInfo
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from meshops.engine.flowrun import RunResult
 
 SCHEMA = """
@@ -63,14 +68,12 @@ class RegisteredJob:
     def as_deployed(self) -> DeployedJob:
         return DeployedJob(
             job_id=self.job_id,
-            name=self.name,
-            tags=dict(self.settings.get("tags") or {}),
+            settings=jobs.JobSettings.from_dict(self.settings),
             created_ms=int(self.created * 1000),
-            settings=self.settings,
         )
 
     def parameters(self) -> dict[str, str]:
-        return {str(p["name"]): str(p.get("default", "")) for p in self.settings["parameters"]}
+        return self.as_deployed().parameters
 
 
 class JobRegistry(SqliteFile):
@@ -166,14 +169,16 @@ class LocalTarget:
     def jobs_named(self, name: str) -> list[DeployedJob]:
         return [j.as_deployed() for j in self.registry.named(name)]
 
-    def create_job(self, settings: Mapping[str, Any], acl: Sequence[Mapping[str, str]]) -> int:
-        return self.registry.create(settings, acl, self.user)
+    def create_job(
+        self, settings: jobs.JobSettings, acl: Sequence[jobs.JobAccessControlRequest]
+    ) -> int:
+        return self.registry.create(settings.as_dict(), [a.as_dict() for a in acl], self.user)
 
-    def reset_job(self, job_id: int, settings: Mapping[str, Any]) -> None:
-        self.registry.reset(job_id, settings, self.user)
+    def reset_job(self, job_id: int, settings: jobs.JobSettings) -> None:
+        self.registry.reset(job_id, settings.as_dict(), self.user)
 
-    def set_permissions(self, job_id: int, acl: Sequence[Mapping[str, str]]) -> None:
-        self.registry.set_permissions(job_id, acl)
+    def set_permissions(self, job_id: int, acl: Sequence[jobs.JobAccessControlRequest]) -> None:
+        self.registry.set_permissions(job_id, [a.as_dict() for a in acl])
 
     def delete_job(self, job_id: int) -> None:
         self.registry.delete(job_id)
@@ -270,39 +275,17 @@ def worktree(repo_root: Path, state: StatePaths, ref: str) -> Path:
     return path
 
 
-def job_context(job: RegisteredJob, root: Path) -> Context:
-    """The Context a run of `job` has: the job parameters, as brickops reads them as widgets."""
-    params = job.parameters()
-    missing = [k for k in ("pipeline_env", "git_branch", "git_commit") if not params.get(k)]
-    if missing:
-        raise MeshopsError(f"job {job.name} lacks parameter(s) {', '.join(missing)}: deploy again")
-    env = params["pipeline_env"]
-    if env not in ("local", "dev", "prod"):
-        raise MeshopsError(f"job {job.name} has pipeline_env {env!r}: deploy again")
-    return Context(
+def job_identity(job: DeployedJob, root: Path, deployed_by: str) -> Identity:
+    """The identity a run of `job` has: its tags and parameters, as brickops reads them."""
+    source = job.settings.git_source
+    return identity.parse(
+        job.tags,
+        job.parameters,
         repo_root=root,
-        env=env,  # type: ignore[arg-type]  # checked just above
-        user=job.deployed_by,
-        branch=params["git_branch"],
-        commit=params["git_commit"],
-        tag=job.settings.get("git_source", {}).get("git_tag"),
-        git_url=params.get("git_url", ""),
-        origin="job",
+        user=deployed_by,
+        tag=source.git_tag if source else None,
+        job=job.name,
     )
-
-
-@contextmanager
-def _state_dir(state: StatePaths) -> Iterator[None]:
-    """Runs from a worktree keep the main checkout's state (metastore, runs, mlflow)."""
-    saved = os.environ.get("MESHOPS_STATE_DIR")
-    os.environ["MESHOPS_STATE_DIR"] = str(state.root)
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("MESHOPS_STATE_DIR", None)
-        else:
-            os.environ["MESHOPS_STATE_DIR"] = saved
 
 
 def run_job(
@@ -312,33 +295,35 @@ def run_job(
     overrides: Mapping[str, str] | None = None,
     *,
     progress: bool = True,
+    console: Console | None = None,
 ) -> RunResult:
-    """Run the deployed job `name` on the code it is pinned to; the run is recorded."""
-    from meshops import discover, naming, plan
+    """Run the deployed job `name` on the code it is pinned to; the run is recorded in `state`.
+
+    The job's checkout (a worktree under `state`) runs with `state` itself: its metastore,
+    run records and MLflow, never a state folder of the checkout. Progress shows on `console`
+    (default: nowhere).
+    """
+    from meshops import discover
     from meshops.engine import flowrun
 
     found = JobRegistry(state.jobs_db).named(name)
     if not found:
         raise InvalidInput(f"no deployed job named {name}: `meshops jobs` lists them")
-    job = found[0]
-    source = job.settings.get("git_source") or {}
-    ref = source.get("git_tag") or source.get("git_commit")
-    flow_rel = job.settings.get("tags", {}).get(FLOW_TAG)
-    if not ref or not flow_rel:
-        raise MeshopsError(f"job {name} has no git_source ref or {FLOW_TAG} tag: deploy it again")
-    root = worktree(repo_root, state, str(ref))
-    ctx = job_context(job, root)
-    with _state_dir(state):
-        mesh = discover.scan(root)
-        flow = mesh.find(flow_rel)
-        spec = plan.load(mesh, [flow]).specs[flow.rel]
-        names = naming.for_notebook(ctx, spec.notebook_path(spec.deployment.tasks[0]))
-        if names.job != name:
-            raise MeshopsError(
-                f"job {name} would run as {names.job} at {ref}: the names differ; deploy again"
-            )
-        meshops_params = set(naming.widgets(ctx))
-        params = {k: v for k, v in job.parameters().items() if k not in meshops_params}
-        params.update(overrides or {})
-        options = flowrun.RunOptions(parameters=params, job_name=name, progress=progress)
-        return flowrun.run_flow(ctx, mesh, flow, options)
+    job = found[0].as_deployed()
+    if not job.ref or not job.flow:
+        raise MeshopsError(f"job {name} has no git_source ref or flow tag: deploy it again")
+    root = worktree(repo_root, state, job.ref)
+    ident = job_identity(job, root, found[0].deployed_by)
+    mesh = discover.scan(root)
+    flow = mesh.find(job.flow)
+    spec = load_specs(mesh, [flow]).flows[flow.rel]
+    names = ident.names_for(flow.rel)
+    if names.job != name:
+        raise MeshopsError(
+            f"job {name} would run as {names.job} at {job.short_ref}: the names differ; "
+            "deploy again"
+        )
+    params = {**identity.flow_parameters(job.parameters), **(overrides or {})}
+    options = flowrun.RunOptions(parameters=params, job_name=name, progress=progress)
+    ctx = ident.ctx
+    return flowrun.run_flow(ctx, mesh, flow, options, state=state, spec=spec, console=console)
