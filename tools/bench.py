@@ -10,7 +10,8 @@ then time the revenue flow twice on the same data in the same run:
 The two write under different branch names, then their tables are compared (dfcompare) so
 the speed-up is for the same result. Prints wall times and ratios. First, the cost of Delta
 Lake: a fresh process starting the local session and writing one table, with and without
-Delta, alternating.
+Delta, alternating. Then the cost of planning a synthetic mesh of 10,000 flows (CPU and
+peak memory), against a mesh a tenth its size.
 
     python tools/bench.py                  # 100k and 1M trips
     python tools/bench.py --sizes 100000   # one size
@@ -20,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -97,7 +100,7 @@ def _same_results(env: dict[str, str], commit: str) -> None:
     check = f"""
 import sys
 from pathlib import Path
-from meshops import context, discover, naming
+from meshops import context, discover, identity, naming
 from meshops.engine import flowrun
 from dfcompare import assert_same
 root = Path({str(ROOT)!r})
@@ -107,8 +110,8 @@ runner = context.detect(root, overrides={{"branch": "bench-runner", "commit": {c
 baseline = context.detect(root, overrides={{"branch": "bench-baseline", "commit": {commit!r}}})
 spark = flowrun.spark_for(runner, mesh)
 for table in {list(TASK_ORDER)!r}:
-    a = naming.for_notebook(runner, notebook).table(table)
-    b = naming.for_notebook(baseline, notebook).table(table)
+    a = naming.names(identity.of(runner), notebook).table(table)
+    b = naming.names(identity.of(baseline), notebook).table(table)
     assert_same(spark.table(a), spark.table(b))
 print("same results")
 """
@@ -162,12 +165,74 @@ def startup(runs: int) -> tuple[float, float]:
     return statistics.median(times["delta"]), statistics.median(times["plain"])
 
 
+PLAN_TARGET_CPU_S = 10.0
+PLAN_TARGET_RSS_MB = 300.0
+
+
+def plan_cost(flows: int) -> tuple[float, float]:
+    """CPU seconds (user + system) and peak RSS (MB) of `meshops plan --env prod --json` on a
+    synthetic mesh of `flows` flows, in a fresh process."""
+    from meshops.testing.mesh import init_repo, synthetic
+
+    with tempfile.TemporaryDirectory(prefix="meshops-bench-plan-") as tmp:
+        mesh = Path(tmp) / "mesh"
+        synthetic(mesh, ROOT, flows)
+        init_repo(mesh)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "meshops",
+                "--repo",
+                str(mesh),
+                "plan",
+                "--env",
+                "prod",
+                "--json",
+            ],
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu, after.ru_maxrss / 1024
+
+
+def plan_bench(flows: int) -> None:
+    """Planning scales linearly: a mesh of `flows` against one a tenth its size (the baseline,
+    same run); the targets are the issue's (10,000 flows under 10 s CPU and 300 MB)."""
+    small_cpu, small_rss = plan_cost(max(1, flows // 10))
+    cpu, rss = plan_cost(flows)
+    table = Table(title=f"meshops plan --env prod --json: {flows:,} flows vs {flows // 10:,}")
+    for column in ("flows", "CPU (s)", "peak RSS (MB)", "CPU per flow (ms)"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        f"{flows // 10:,}",
+        f"{small_cpu:.1f}",
+        f"{small_rss:.0f}",
+        f"{1000 * small_cpu / max(1, flows // 10):.2f}",
+    )
+    table.add_row(f"{flows:,}", f"{cpu:.1f}", f"{rss:.0f}", f"{1000 * cpu / flows:.2f}")
+    Console().print(table)
+    Console().print(
+        f"CPU {cpu / small_cpu:.1f}x for {flows / max(1, flows // 10):.0f}x the flows; "
+        f"target at 10,000 flows: < {PLAN_TARGET_CPU_S:.0f} s CPU "
+        f"({cpu / PLAN_TARGET_CPU_S:.2f} of it), < {PLAN_TARGET_RSS_MB:.0f} MB "
+        f"({rss / PLAN_TARGET_RSS_MB:.2f} of it)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--keep", action="store_true", help="keep the bench state dirs")
     parser.add_argument("--startup-runs", type=int, default=3, help="0: skip the start-up bench")
+    parser.add_argument("--plan-flows", type=int, default=10_000, help="0: skip the plan bench")
     args = parser.parse_args()
+    if args.plan_flows:
+        console.print(f"[bold]plan[/bold]: a synthetic mesh of {args.plan_flows:,} flows")
+        plan_bench(args.plan_flows)
     if args.startup_runs:
         console.print(f"[bold]session start[/bold]: with and without Delta, {args.startup_runs}x")
         delta, plain = startup(args.startup_runs)

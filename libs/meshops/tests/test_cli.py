@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from meshops import config, context, naming
+from meshops import config, context, identity, naming
 from meshops.cli import app
 from meshops.testing.mesh import FlowDef, commit_all, git, write_flow
 
@@ -96,7 +96,8 @@ def test_names_equal_naming(repo: Path) -> None:
     )
     assert code == 0
     ctx = context.detect(repo, env="dev", overrides={"branch": "feature/x"}, environ={})
-    n = naming.for_notebook(ctx, notebook)
+    ident = identity.of(ctx)
+    n = naming.names(ident, notebook)
     assert json.loads(out) == {
         "notebook": n.notebook,
         "env": "dev",
@@ -106,7 +107,7 @@ def test_names_equal_naming(repo: Path) -> None:
         "job": n.job,
         "pipeline": n.pipeline,
     }
-    assert n.schema.endswith("_featurex_" + ctx.short_commit + "_revenue")
+    assert n.schema.endswith("_featurex_" + ident.short_commit + "_revenue")
 
 
 def test_exit_codes(repo: Path) -> None:

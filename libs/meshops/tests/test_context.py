@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshops import context
+from meshops import context, identity
 from meshops.errors import InvalidInput
 from meshops.testing.databricks import workspace_dbutils
 from meshops.testing.mesh import commit_all, git
@@ -24,7 +24,7 @@ def test_facts_come_from_git(mesh_repo: Path) -> None:
         None,
     )
     assert ctx.origin == "git"
-    assert ctx.deployment == f"local_janedoe_featureaddx_{head[:8]}"
+    assert identity.of(ctx).id == f"local_janedoe_featureaddx_{head[:8]}"
 
 
 def test_detached_head_and_release_tag(mesh_repo: Path) -> None:
@@ -32,12 +32,13 @@ def test_detached_head_and_release_tag(mesh_repo: Path) -> None:
     git(mesh_repo, "tag", "v1.2.3")
     git(mesh_repo, "checkout", "-q", "--detach", head)
     ctx = context.detect(mesh_repo, env="prod", environ={})
+    ident = identity.of(ctx)
     assert ctx.branch == ""
-    assert ctx.branch_slug == "detached"
+    assert ident.branch == "detached"
     assert ctx.tag == "v1.2.3"
     assert ctx.is_release
-    assert ctx.version == "v1.2.3"
-    assert ctx.deployment == "prod"
+    assert ident.version == "v1.2.3"
+    assert ident.id == "prod"
 
 
 def test_github_push_pull_request_and_tag(mesh_repo: Path) -> None:
@@ -129,7 +130,7 @@ def test_repo_root_is_found_from_a_subfolder(mesh_repo: Path) -> None:
 )
 def test_branch_slugs(branch: str, slug: str) -> None:
     ctx = context.Context(Path("/r"), "dev", "u@x.y", branch, "c" * 40, None, "")
-    assert ctx.branch_slug == slug
+    assert identity.of(ctx).branch == slug
 
 
 def test_long_branches_are_cut_with_a_hash() -> None:
@@ -156,7 +157,7 @@ def test_context_from_a_databricks_notebook(mesh_repo: Path) -> None:
         notebook_path="/Workspace/Repos/jane/meshops/orgs/acme/x",
         widgets={"pipeline_env": "dev", "git_branch": "featx", "git_commit": "c" * 40},
     )
-    ctx = context.from_notebook(dbutils, mesh_repo)
+    ctx = identity.from_notebook(dbutils, mesh_repo)
     assert (ctx.env, ctx.branch, ctx.commit, ctx.user, ctx.origin) == (
         "dev",
         "featx",

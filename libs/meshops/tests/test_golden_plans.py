@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from meshops import context, discover, plan
+from meshops import context, discover, identity, plan
 from meshops.context import Context
 
 pytestmark = pytest.mark.unit
@@ -32,7 +32,7 @@ def test_revenue_payload_matches_golden(meshops_repo_root: Path, env: str, tag: 
         "https://github.com/acme/meshops",
     )
     mesh = discover.scan(meshops_repo_root)
-    (job,) = plan.build(ctx, mesh, [mesh.find(REVENUE)])
+    (job,) = plan.build(identity.of(ctx), mesh, [mesh.find(REVENUE)])
     got = {"settings": job.payload, "permissions": job.permissions()}
     golden = GOLDEN / f"revenue_{env}.json"
     if os.environ.get("MESHOPS_UPDATE_GOLDEN"):

@@ -30,7 +30,8 @@ pytestmark = pytest.mark.unit
 SOURCE = find_repo_root(Path(__file__).parent)
 EXAMPLES = "*/domains/*/projects/*/flows/*/*/deployment.yml"
 SPECS = sorted(p.relative_to(SOURCE) for p in (SOURCE / "orgs").glob(EXAMPLES))
-BOUND_SECONDS = 2.0
+HANG_SECONDS = 30.0
+"""Beyond this a validation hangs (a FIFO read, an alias bomb expanded): not a speed bound."""
 TOKEN = "dapi0123456789abcdef0123456789abcdef"
 PASSWORD = "hunter2-Sup3rS3cret-pw"
 CREDENTIALS = (
@@ -298,13 +299,11 @@ def check_output(code: int, out: str, err: str, named: str, expect: int | None) 
         assert len(line) < 600, line
 
 
-def run_validate(root: Path) -> tuple[int, str, str, float]:
-    start = time.perf_counter()
+def run_validate(root: Path) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, ["--repo", str(root), "validate"])
-    elapsed = time.perf_counter() - start
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"crashed: {result.exception!r}")
-    return result.exit_code, result.stdout, result.stderr, elapsed
+    return result.exit_code, result.stdout, result.stderr
 
 
 def test_there_are_enough_cases() -> None:
@@ -321,9 +320,10 @@ def test_validate_survives(clean: Path, case: Case) -> None:
         original = (SOURCE / case.spec).read_bytes()
         (root / case.spec).write_bytes(case.make(original, random.Random(case.id)))
         named = case.spec.as_posix()
-    code, out, err, elapsed = run_validate(root)
+    code, out, err = run_validate(root)
     check_output(code, out, err, named, case.expect)
-    assert elapsed < BOUND_SECONDS, f"{case.id}: {elapsed:.2f} s"
+    # no timing assertion (a loaded CI machine is no measure): a hang or a blow-up is
+    # stopped by the test's timeout; `nox -s bench` times the hostile files
 
 
 SUBPROCESS_CASES = ["special-fifo", "special-symlink_credentials"]
@@ -346,7 +346,7 @@ def startup(mesh: Path) -> float:
 
 @pytest.mark.parametrize("case_id", SUBPROCESS_CASES)
 def test_validate_survives_in_a_real_process(clean: Path, startup: float, case_id: str) -> None:
-    """Through a real process: no hang on a FIFO, no echo, exit 2. The bound is 2 s beyond
+    """Through a real process: no hang on a FIFO, no echo, exit 2. A hang is 30 s beyond
     what the interpreter needs to start and import meshops (measured on this machine)."""
     root = clean
     case = next(c for c in CASES if c.id == case_id)
@@ -367,4 +367,4 @@ def test_validate_survives_in_a_real_process(clean: Path, startup: float, case_i
     )
     elapsed = time.perf_counter() - start
     check_output(proc.returncode, proc.stdout, proc.stderr, named, case.expect)
-    assert elapsed < BOUND_SECONDS + startup, f"{case_id}: {elapsed:.2f} s"
+    assert elapsed < HANG_SECONDS + startup, f"{case_id}: {elapsed:.2f} s"

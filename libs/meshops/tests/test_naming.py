@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meshops import config, context, discover, naming, plan
+from meshops import config, context, discover, identity, naming, plan
 from meshops.context import Context
 from meshops.errors import InvalidInput
 from meshops.testing.databricks import workspace_dbutils
@@ -32,6 +32,12 @@ def ctx_for(
     return Context(root, context.check_env(env), user, branch, COMMIT, None, "https://g/x")
 
 
+def ident_for(
+    root: Path, env: str, branch: str = "featx", user: str = "jdoe@acme.example"
+) -> identity.Identity:
+    return identity.of(ctx_for(root, env, branch, user))
+
+
 @pytest.mark.parametrize(
     ("env", "schema", "job"),
     [
@@ -49,12 +55,12 @@ def ctx_for(
     ],
 )
 def test_names_per_env_match_the_design(repo: Path, env: str, schema: str, job: str) -> None:
-    names = naming.for_notebook(ctx_for(repo, env), repo / NOTEBOOK)
+    names = naming.names(ident_for(repo, env), repo / NOTEBOOK)
     assert names.catalog == "acme_transport_taxinyc"
     assert names.schema == schema
     assert names.job == job
     assert names.table("revenue_by_borough") == f"{schema}.revenue_by_borough"
-    assert naming.table(ctx_for(repo, env), NOTEBOOK, "revenue", "revenue_by_borough") == (
+    assert naming.table(ident_for(repo, env), NOTEBOOK, "revenue", "revenue_by_borough") == (
         f"{schema}.revenue_by_borough"
     )
 
@@ -62,17 +68,17 @@ def test_names_per_env_match_the_design(repo: Path, env: str, schema: str, job: 
 def test_model_name_is_three_levels(repo: Path) -> None:
     write_flow(repo, FlowDef(kind="ml", name="taximodel", tasks={"training": ()}))
     notebook = "orgs/acme/domains/transport/projects/taxinyc/flows/ml/taximodel/training.py"
-    assert naming.model(ctx_for(repo, "prod"), notebook) == (
+    assert naming.model(ident_for(repo, "prod"), notebook) == (
         "acme_transport_taxinyc.taximodel.taxinyc_taximodel"
     )
-    assert naming.model(ctx_for(repo, "dev"), notebook) == (
+    assert naming.model(ident_for(repo, "dev"), notebook) == (
         "acme_transport_taxinyc.dev_jdoe_featx_1a2b3c4d_taximodel.taxinyc_taximodel"
     )
 
 
 def test_a_path_outside_the_layout_is_refused(repo: Path) -> None:
     with pytest.raises(InvalidInput, match="not under orgs/<org>/domains/<domain>"):
-        naming.for_notebook(ctx_for(repo, "dev"), "libs/x/notebook.py")
+        naming.names(ident_for(repo, "dev"), "libs/x/notebook.py")
 
 
 def test_names_inside_databricks_equal_meshops_names(repo: Path) -> None:
@@ -80,9 +86,9 @@ def test_names_inside_databricks_equal_meshops_names(repo: Path) -> None:
     job parameters meshops plans) computes exactly what `meshops names` prints."""
     ctx = ctx_for(repo, "dev", branch="feature/ÆØÅ-Ticket#12")
     mesh = discover.scan(repo)
-    job = plan.build(ctx, mesh, list(mesh.flows))[0]
+    job = plan.build(identity.of(ctx), mesh, list(mesh.flows))[0]
     parameters = {p["name"]: p["default"] for p in job.payload["parameters"]}
-    expected = naming.for_notebook(ctx, repo / NOTEBOOK)
+    expected = naming.names(identity.of(ctx), repo / NOTEBOOK)
 
     dbutils = workspace_dbutils(
         user=ctx.user,
@@ -121,7 +127,7 @@ def test_a_config_whose_dev_names_equal_prod_is_refused(
     write_flow(tmp_path, FlowDef(tasks={"revenue_by_borough": ()}))
     init_repo(tmp_path)
     with pytest.raises(InvalidInput, match="dev names equal prod names"):
-        naming.for_notebook(ctx_for(tmp_path, "dev"), NOTEBOOK)
+        naming.names(ident_for(tmp_path, "dev"), NOTEBOOK)
 
 
 _branches = st.text(min_size=0, max_size=300)
@@ -135,9 +141,10 @@ def test_names_are_valid_deterministic_and_never_prod(
 ) -> None:
     for env in ("local", "dev"):
         ctx = Context(repo, context.check_env(env), user, branch, commit, None, "")
-        names = naming.for_notebook(ctx, NOTEBOOK)
-        prod = naming.for_notebook(ctx.with_env("prod"), NOTEBOOK)
-        assert names == naming.for_notebook(ctx, NOTEBOOK)
+        ident = identity.of(ctx)
+        names = naming.names(ident, NOTEBOOK)
+        prod = naming.names(ident.with_env("prod"), NOTEBOOK)
+        assert names == naming.names(ident, NOTEBOOK)
         assert names.schema != prod.schema
         assert names.job != prod.job
         assert names.pipeline != prod.pipeline
@@ -154,7 +161,5 @@ def test_brickops_reads_this_repos_templates(repo: Path, tmp_path: Path) -> None
         cfg.read_text().replace('prod: "{domain}_{project}_{env}_{flow}"', 'prod: "x_{flow}"')
     )
     config._load.cache_clear()
-    assert naming.for_notebook(ctx_for(other, "prod"), NOTEBOOK).job == "x_revenue"
-    assert (
-        naming.for_notebook(ctx_for(repo, "prod"), NOTEBOOK).job == "transport_taxinyc_prod_revenue"
-    )
+    assert naming.names(ident_for(other, "prod"), NOTEBOOK).job == "x_revenue"
+    assert naming.names(ident_for(repo, "prod"), NOTEBOOK).job == "transport_taxinyc_prod_revenue"

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from databricks.sdk.service.jobs import JobSettings
 
-from meshops import context, discover, plan
+from meshops import context, discover, identity, plan
 from meshops.context import Context
 from meshops.errors import InvalidFiles
 from meshops.testing.mesh import FlowDef, commit_all, write_flow, write_lib
@@ -57,9 +57,13 @@ def ctx(root: Path, env: str, tag: str | None = None) -> Context:
     )
 
 
+def ident(root: Path, env: str, tag: str | None = None) -> identity.Identity:
+    return identity.of(ctx(root, env, tag))
+
+
 def build(root: Path, env: str, tag: str | None = None) -> plan.JobPlan:
     mesh = discover.scan(root)
-    return plan.build(ctx(root, env, tag), mesh, list(mesh.flows))[0]
+    return plan.build(ident(root, env, tag), mesh, list(mesh.flows))[0]
 
 
 def test_dev_payload(repo: Path) -> None:
@@ -173,7 +177,7 @@ def test_every_flow_is_validated_before_any_plan(repo: Path) -> None:
     (repo / "orgs/acme/domains/finance/domain.yml").write_text("contacts: []\n")
     mesh = discover.scan(repo)
     with pytest.raises(InvalidFiles) as caught:
-        plan.build(ctx(repo, "dev"), mesh, list(mesh.flows))
+        plan.build(ident(repo, "dev"), mesh, list(mesh.flows))
     assert sorted(p.file for p in caught.value.problems) == [
         "orgs/acme/domains/finance/domain.yml",
         f"{TAXI}/flows/prep/broken/deployment.yml",
@@ -186,7 +190,7 @@ def test_two_flows_with_one_job_name_are_refused(repo: Path) -> None:
     with pytest.raises(
         InvalidFiles, match="job name 'transport_taxinyc_dev_revenue_jdoe_featx_01234567' is also"
     ):
-        plan.build(ctx(repo, "dev"), mesh, list(mesh.flows))
+        plan.build(ident(repo, "dev"), mesh, list(mesh.flows))
 
 
 def test_existing_clusters_are_resolved_by_the_caller(repo: Path) -> None:
@@ -195,9 +199,12 @@ def test_existing_clusters_are_resolved_by_the_caller(repo: Path) -> None:
         spec.read_text().replace("serverless: true", "existing_cluster_name: shared-etl")
     )
     mesh = discover.scan(repo)
-    offline = plan.build(ctx(repo, "dev"), mesh, list(mesh.flows))[0]
+    offline = plan.build(ident(repo, "dev"), mesh, list(mesh.flows))[0]
     assert offline.payload["tasks"][2]["existing_cluster_id"] == "unresolved:shared-etl"
     online = plan.build(
-        ctx(repo, "dev"), mesh, list(mesh.flows), cluster_ids={"shared-etl": "0101-abc"}.__getitem__
+        ident(repo, "dev"),
+        mesh,
+        list(mesh.flows),
+        cluster_ids={"shared-etl": "0101-abc"}.__getitem__,
     )[0]
     assert online.payload["tasks"][2]["existing_cluster_id"] == "0101-abc"

@@ -81,7 +81,7 @@ tasks:
     timeout_seconds: 60
 """
     )
-    loaded = load(flow_dir).deployment
+    loaded = load(flow_dir).definition
     assert loaded.order() == ["a", "b", "c"]
     assert [p.default for p in loaded.parameters] == ["10", "true"]
     assert loaded.tags == {"team": "transport", "cost_center": "42"}
@@ -119,7 +119,7 @@ def test_a_task_whose_notebook_is_an_exported_ipynb_is_valid(flow_dir: Path) -> 
         "  - task_key: a\n"  # a.py exists: a .py stays the notebook
     )
     loaded = load(flow_dir)
-    paths = [loaded.notebook_path(t) for t in loaded.deployment.tasks]
+    paths = [loaded.notebook_path(t) for t in loaded.definition.tasks]
     assert paths == [
         flow_dir / "exported.ipynb",
         flow_dir / "nb" / "report.ipynb",

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import gc
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from meshops import config, context, discover, naming, plan
-from meshops.console import emit_json, err, handle_errors, out, table
+from meshops import config, context, discover, identity, naming, plan, scaffold
+from meshops.console import emit_json, emit_json_items, err, handle_errors, out, table
 from meshops.context import Context
 from meshops.discover import Flow, Mesh
-from meshops.errors import InvalidFiles, InvalidInput, MeshopsError, Problem, excerpt
+from meshops.errors import InvalidFiles, InvalidInput, MeshopsError
+from meshops.spec import load_specs
 
 app = typer.Typer(
     name="meshops",
@@ -23,13 +25,13 @@ app = typer.Typer(
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Global:
+    """The options every command takes (before its name), kept in typer's context object."""
+
     repo: Path | None = None
     overrides: dict[str, str | None] | None = None
 
-
-STATE = Global()
 
 EnvOpt = Annotated[
     str | None, typer.Option("--env", "-e", help="local, dev or prod (default: MESHOPS_ENV)")
@@ -45,6 +47,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output o
 
 @app.callback()
 def _global(
+    cli: typer.Context,
     repo: Annotated[
         Path | None, typer.Option(help="repository root (default: found from cwd)")
     ] = None,
@@ -53,65 +56,30 @@ def _global(
     commit: Annotated[str | None, typer.Option(help="override the commit (MESHOPS_COMMIT)")] = None,
     tag: Annotated[str | None, typer.Option(help="override the tag (MESHOPS_TAG)")] = None,
 ) -> None:
-    STATE.repo = repo
-    STATE.overrides = {"user": user, "branch": branch, "commit": commit, "tag": tag}
+    overrides = {"user": user, "branch": branch, "commit": commit, "tag": tag}
+    cli.obj = Global(repo, overrides)
 
 
-def repo_root() -> Path:
-    return context.find_repo_root(STATE.repo)
+def _options(cli: typer.Context) -> Global:
+    found = cli.find_object(Global)
+    return found if found is not None else Global()
 
 
-def make_context(env: str | None, *, default_env: str = "local") -> Context:
+def repo_root(cli: typer.Context) -> Path:
+    return context.find_repo_root(_options(cli).repo)
+
+
+def make_context(cli: typer.Context, env: str | None, *, default_env: str = "local") -> Context:
     """The context of a command; `env` None means MESHOPS_ENV, else `default_env`."""
-    root = repo_root()
+    root = repo_root(cli)
     cfg = config.load(root)
     return context.detect(
         root,
         env=env,
-        overrides=STATE.overrides,
+        overrides=_options(cli).overrides,
         default_git_url=cfg.settings.git_url,
         default_env=default_env,
     )
-
-
-# Unity Catalog: catalog, schema, table and model names at most 255 characters each;
-# Jobs API: a job name at most 4096 characters
-UC_IDENTIFIER_MAX = 255
-JOB_NAME_MAX = 4096
-WORST_USER = "u" * context.BRANCH_SLUG_MAX
-WORST_BRANCH = "b" * context.BRANCH_SLUG_MAX
-
-
-def name_problems(ctx: Context, flow: Flow, *, worst_case: bool = False) -> list[Problem]:
-    """Names of `flow` that Unity Catalog or the Jobs API would refuse (too long)."""
-    notebook = ctx.repo_root / flow.rel / "notebook.py"
-    names = naming.for_notebook(ctx, notebook)
-    found = [
-        ("catalog", names.catalog, UC_IDENTIFIER_MAX),
-        ("schema", names.schema.rsplit(".", 1)[-1], UC_IDENTIFIER_MAX),
-        ("job", names.job, JOB_NAME_MAX),
-    ]
-    if flow.kind == "ml":
-        found.append(("model", naming.model(ctx, notebook).rsplit(".", 1)[-1], UC_IDENTIFIER_MAX))
-    where = f" in {ctx.env} with the longest user and branch" if worst_case else f" in {ctx.env}"
-    return [
-        Problem(
-            flow.rel,
-            "",
-            f"{kind} name '{excerpt(name, 40)}' is {len(name):,} characters{where}; expected at "
-            f"most {limit:,}: shorten the org, domain, project or flow folder name",
-        )
-        for kind, name, limit in found
-        if len(name) > limit
-    ]
-
-
-def worst_case_contexts(root: Path) -> list[Context]:
-    """Every env with the longest user and branch parts: names that fit here fit anyone's."""
-    return [
-        Context(root, env, WORST_USER, WORST_BRANCH, "0" * 40, None, "")
-        for env in ("prod", "dev", "local")
-    ]
 
 
 def select(mesh: Mesh, flows: list[Path] | None, since: str | None) -> list[Flow]:
@@ -125,9 +93,9 @@ def select(mesh: Mesh, flows: list[Path] | None, since: str | None) -> list[Flow
 
 @app.command()
 @handle_errors
-def flows(as_json: JsonOpt = False) -> None:
+def flows(cli: typer.Context, as_json: JsonOpt = False) -> None:
     """List every flow with the libs it uses; report folders that break the layout."""
-    mesh = discover.scan(repo_root())
+    mesh = discover.scan(repo_root(cli))
     if as_json:
         rows = [
             {"path": f.rel, "kind": f.kind, "libs": [lib.name for lib in f.libs]}
@@ -148,32 +116,30 @@ def flows(as_json: JsonOpt = False) -> None:
 @app.command()
 @handle_errors
 def validate(
+    cli: typer.Context,
     files: Annotated[
         list[Path] | None, typer.Argument(help="deployment.yml files or flow folders; default: all")
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Check platform config, layout, every deployment.yml and domain.yml (exit 2 if invalid)."""
-    root = repo_root()
+    root = repo_root(cli)
     config.load(root)
     mesh = discover.scan(root)
     chosen = [mesh.find(f.parent if f.name.endswith(".yml") else f) for f in files or []]
     targets = chosen or list(mesh.flows)
-    problems = [] if chosen else list(mesh.problems)
-    try:
-        plan.load(mesh, targets)
-    except InvalidFiles as exc:
-        problems.extend(exc.problems)
-    for ctx in worst_case_contexts(root):
-        for target in targets:
-            problems.extend(name_problems(ctx, target, worst_case=True))
+    problems = plan.problems(mesh, targets, strict_layout=not chosen)
+    if as_json:
+        emit_json([asdict(p) for p in problems])
     if problems:
-        raise InvalidFiles(dict.fromkeys(problems))
+        raise InvalidFiles(problems)
     err.print(f"[green]✓[/green] {len(targets)} flow(s) valid")
 
 
 @app.command("plan")
 @handle_errors
 def plan_cmd(
+    cli: typer.Context,
     env: Annotated[
         str | None,
         typer.Option("--env", "-e", help="local, dev or prod (default: MESHOPS_ENV, else dev)"),
@@ -183,31 +149,24 @@ def plan_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the exact Jobs API payloads the flows deploy as (validated first)."""
-    ctx = make_context(env, default_env="dev")
+    ctx = make_context(cli, env, default_env="dev")
     mesh = discover.scan(ctx.repo_root)
     chosen = select(mesh, flow, changed_since)
-    # without --flow every flow is meant: a folder that is not a valid flow fails the plan
-    problems = [] if flow else list(mesh.problems)
-    plans: list[plan.JobPlan] = []
-    try:
-        plans = plan.build(ctx, mesh, chosen)
-    except InvalidFiles as exc:
-        problems.extend(exc.problems)
-    for target in chosen:
-        problems.extend(name_problems(ctx, target))
-    if problems:
-        raise InvalidFiles(dict.fromkeys(problems))
+    planned = plan.checked(identity.of(ctx), mesh, chosen, strict_layout=not flow)
     if as_json:
-        emit_json([_plan_json(p) for p in plans])
+        emit_json_items(_plan_json(p) for p in planned)
         return
+    plans = list(planned)
     for p in plans:
-        out.rule(f"{p.flow.rel} → {p.job_name}")
+        out.print(f"[bold]── {p.flow.rel} → {p.job_name}[/bold]")
         emit_json(_plan_json(p))
     summary = table("flow", "job", "tasks", "source", title=f"{len(plans)} job(s), env {ctx.env}")
     for p in plans:
-        source = p.payload["git_source"]
-        pinned = f"tag {source['git_tag']}" if "git_tag" in source else f"commit {ctx.short_commit}"
-        summary.add_row(p.flow.rel, p.job_name, str(len(p.payload["tasks"])), pinned)
+        source = p.settings.git_source
+        pinned = (
+            f"tag {source.git_tag}" if source and source.git_tag else f"commit {ctx.commit[:8]}"
+        )
+        summary.add_row(p.flow.rel, p.job_name, str(len(p.settings.tasks or [])), pinned)
     out.print(summary)
     if ctx.env == "prod" and not ctx.is_release:
         err.print(
@@ -228,16 +187,18 @@ def _plan_json(p: plan.JobPlan) -> dict[str, Any]:
 @app.command()
 @handle_errors
 def names(
+    cli: typer.Context,
     notebook: Annotated[Path, typer.Argument(help="a notebook of a flow")],
     env: EnvOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The catalog, schema, table prefix and job name a notebook gets (brickops' names)."""
-    ctx = make_context(env)
+    ctx = make_context(cli, env)
+    ident = identity.of(ctx)
     path = notebook if notebook.is_absolute() else Path.cwd() / notebook
     if not path.is_file():
         raise InvalidInput(f"{notebook}: no such notebook")
-    n = naming.for_notebook(ctx, path)
+    n = naming.names(ident, path)
     rows = {
         "notebook": n.notebook,
         "env": ctx.env,
@@ -248,11 +209,11 @@ def names(
         "pipeline": n.pipeline,
     }
     if "/flows/ml/" in n.notebook:
-        rows["model"] = naming.model(ctx, path)
+        rows["model"] = naming.model(ident, path)
     if as_json:
         emit_json(rows)
         return
-    shown = table("name", "value", title=f"names for {n.notebook} ({ctx.deployment})")
+    shown = table("name", "value", title=f"names for {n.notebook} ({ident.id})")
     for key, value in rows.items():
         shown.add_row(key, value)
     out.print(shown)
@@ -276,6 +237,7 @@ def parse_params(items: list[str] | None) -> dict[str, str]:
 @app.command()
 @handle_errors
 def run(
+    cli: typer.Context,
     flow: Annotated[list[Path], typer.Argument(help="flow folder(s), run in the order given")],
     env: EnvOpt = None,
     param: ParamOpt = None,
@@ -285,41 +247,38 @@ def run(
     ] = None,
 ) -> None:
     """Run flows on this machine with local Spark, under the names the workspace would use."""
-    from meshops.engine import flowrun
+    from meshops.engine import flowrun, view
 
-    ctx = make_context(env)
+    ctx = make_context(cli, env)
     if ctx.env == "prod":
         raise InvalidInput("--env prod is never run locally: prod runs only as deployed jobs")
     mesh = discover.scan(ctx.repo_root)
     chosen = [mesh.find(f) for f in flow]
-    plan.load(mesh, chosen)  # every flow valid before the first one starts
+    specs = load_specs(mesh, chosen)  # every flow valid before the first one starts
     params = parse_params(param)
-    failed, results = [], []
+    results = []
     for target in chosen:
         result = flowrun.run_flow(
             ctx,
             mesh,
             target,
             flowrun.RunOptions(parameters=params, max_workers=workers, only=tuple(task or ())),
+            spec=specs.flows[target.rel],
+            console=err,
         )
-        out.print(flowrun.summary(result))
+        out.print(view.summary(result))
         results.append(result)
-        if not result.ok:
-            failed.append(result)
     if len(results) > 1:
-        out.print(flowrun.overview(results, ctx))
-    if failed:
-        first = failed[0].record
-        broken = next(t for t in first.tasks if t.error)
-        raise MeshopsError(
-            f"{first.flow}: task {broken.key} {broken.status.lower()}: {broken.error} "
-            f"(log: {broken.log})"
-        )
+        out.print(view.overview(results, ctx))
+    failure = view.failures(results)
+    if failure:
+        raise MeshopsError(failure)
 
 
 @app.command()
 @handle_errors
 def runs(
+    cli: typer.Context,
     limit: Annotated[int, typer.Option(help="how many, newest first")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
@@ -329,7 +288,7 @@ def runs(
     from meshops.engine.runs import RunStore
     from meshops.state import StatePaths
 
-    records = RunStore(StatePaths.for_repo(repo_root()).runs_db).list(limit)
+    records = RunStore(StatePaths.for_repo(repo_root(cli)).runs_db).list(limit)
     if as_json:
         emit_json([asdict(r) for r in records])
         return
@@ -353,6 +312,7 @@ TargetOpt = Annotated[
 @app.command("deploy")
 @handle_errors
 def deploy_cmd(
+    cli: typer.Context,
     env: EnvOpt = None,
     all_flows: Annotated[bool, typer.Option("--all", help="every flow")] = False,
     changed: Annotated[
@@ -378,52 +338,23 @@ def deploy_cmd(
 ) -> None:
     """Deploy flows as jobs: dev from any commit, prod only from a release tag vX.Y.Z."""
     from meshops import deploy as deploying
-    from meshops import targets
 
-    if env is not None and env not in ("dev", "prod"):
-        raise InvalidInput(f"--env {env}: deploy to dev or prod (`meshops run` runs locally)")
-    ctx = make_context(env, default_env="dev")
-    if ctx.env not in ("dev", "prod"):
-        raise InvalidInput(
-            f"MESHOPS_ENV={ctx.env}: deploy to dev or prod (`meshops run` runs locally)"
-        )
-    if ctx.env == "prod":
-        deploying.check_release(ctx)
-    mesh = discover.scan(ctx.repo_root)
-    chosen, why = deploying.select(
-        ctx, mesh, all_flows=all_flows, changed=changed, flows=flow or []
+    deploying.check_env_flag(env)
+    ctx = make_context(cli, env, default_env="dev")
+    request = deploying.Request(
+        all_flows=all_flows,
+        changed=changed,
+        flows=tuple(flow or ()),
+        target=target,
+        dry_run=dry_run,
+        force_lock=force_lock,
     )
-    if not chosen:
+    report, why = deploying.run_request(ctx, request, say=err.print)
+    if report is None:
         err.print(f"nothing to deploy: {why} (pass --all to deploy every flow)")
         if as_json:
             emit_json([])
         return
-    plan.load(mesh, chosen)  # every flow valid before the target is even opened
-    if ctx.env == "dev":
-        # jobs run the code of the commit, so their settings must come from it too
-        settings = [f"{f.rel}/deployment.yml" for f in chosen]
-        settings += sorted({f"{f.domain_rel}/domain.yml" for f in chosen})
-        dirty = context.uncommitted(ctx.repo_root, [*settings, ".brickopscfg"])
-        if dirty:
-            raise InvalidInput(
-                f"uncommitted changes to {', '.join(dirty)} would not match the commit "
-                f"{ctx.short_commit} the jobs run: commit them (or stash them) and deploy again"
-            )
-    tgt = targets.open_target(target, ctx)
-    pinned = f"tag {ctx.tag}" if ctx.env == "prod" else f"commit {ctx.short_commit}"
-    err.print(f"deploying {why} to {tgt.describe()} as {ctx.deployment}, pinned to {pinned}")
-    if ctx.env == "dev" and not context.worktree_is_clean(ctx.repo_root):
-        err.print(
-            f"[yellow]note:[/yellow] uncommitted changes are not deployed: jobs run commit "
-            f"{ctx.short_commit}"
-        )
-    if tgt.kind == "databricks":
-        warning = deploying.unpushed_warning(ctx)
-        if warning:
-            err.print(f"[yellow]warning:[/yellow] {warning}")
-    report = deploying.deploy(
-        ctx, mesh, chosen, tgt, dry_run=dry_run, force_lock=force_lock, say=err.print
-    )
     if as_json:
         emit_json(
             [
@@ -451,26 +382,24 @@ def deploy_cmd(
 
 @app.command("jobs")
 @handle_errors
-def jobs_cmd(target: TargetOpt = "auto", as_json: JsonOpt = False) -> None:
+def jobs_cmd(cli: typer.Context, target: TargetOpt = "auto", as_json: JsonOpt = False) -> None:
     """List the jobs meshops deployed to the target: name, flow, deployment, pinned ref."""
     from meshops import targets
 
-    ctx = make_context("dev")
-    tgt = targets.open_target(target, ctx)
+    ctx = make_context(cli, "dev")
+    tgt = targets.open_target(target, ctx, err.print)
     rows = []
     for job in tgt.list_jobs():
         if not job.managed:
             continue
-        source = job.settings.get("git_source") or {}
-        ref = source.get("git_tag") or str(source.get("git_commit", ""))[:8] or "-"
         rows.append(
             {
                 "job_id": job.job_id,
                 "name": job.name,
                 "flow": job.flow,
-                "deployment": job.tags.get("deployment", ""),
-                "version": job.tags.get("version", ""),
-                "ref": ref,
+                "deployment": job.deployment,
+                "version": job.version,
+                "ref": job.short_ref,
             }
         )
     if as_json:
@@ -485,27 +414,29 @@ def jobs_cmd(target: TargetOpt = "auto", as_json: JsonOpt = False) -> None:
 @app.command("run-job")
 @handle_errors
 def run_job_cmd(
+    cli: typer.Context,
     name: Annotated[str, typer.Argument(help="a deployed job (`meshops jobs` lists them)")],
     param: ParamOpt = None,
 ) -> None:
     """Run a job of the local target on the code at its pinned commit or tag (a git worktree)."""
-    from meshops.engine import flowrun
+    from meshops.engine import view
     from meshops.state import StatePaths
     from meshops.targets import local
 
-    root = repo_root()
-    result = local.run_job(root, StatePaths.for_repo(root), name, parse_params(param))
-    out.print(flowrun.summary(result))
-    if not result.ok:
+    root = repo_root(cli)
+    state = StatePaths.for_repo(root)
+    result = local.run_job(root, state, name, parse_params(param), console=err)
+    out.print(view.summary(result))
+    failure = view.failures([result])
+    if failure:
         record = result.record
-        broken = next((t for t in record.tasks if t.error), None)
-        detail = f"task {broken.key}: {broken.error} (log: {broken.log})" if broken else ""
-        raise MeshopsError(f"job {name} run {record.run_id} {record.status.lower()}: {detail}")
+        raise MeshopsError(f"job {name} run {record.run_id} {record.status.lower()}: {failure}")
 
 
 @app.command("cleanup")
 @handle_errors
 def cleanup_cmd(
+    cli: typer.Context,
     apply_: Annotated[
         bool, typer.Option("--apply", help="delete what the dry run lists (default: dry run)")
     ] = False,
@@ -519,17 +450,9 @@ def cleanup_cmd(
     """Find stale dev deployments (branch gone, or superseded long ago); --apply deletes them."""
     from meshops import janitor, targets
 
-    ctx = make_context("dev")
-    cfg = config.load(ctx.repo_root)
-    mesh = discover.scan(ctx.repo_root)
-    branches, where = janitor.live_branches(ctx.repo_root)
-    tgt = targets.open_target(target, ctx)
-    days = cfg.settings.janitor.stale_days if stale_days is None else stale_days
-    if days < 0:
-        raise InvalidInput(f"--stale-days {days}: expected 0 or more")
-    found, names = janitor.survey(ctx, mesh, tgt, branches=branches, where=where, stale_days=days)
-    if apply_:
-        janitor.clean(found, tgt, janitor.ProdGuard(names))
+    ctx = make_context(cli, "dev")
+    tgt = targets.open_target(target, ctx, err.print)
+    found = janitor.cleanup(ctx, tgt, stale_days=stale_days, apply=apply_)
     verb = "deleted" if apply_ else "would delete"
     rows = [(verb, f) for f in found.stale] + [("keep", f) for f in found.kept]
     if as_json:
@@ -555,7 +478,8 @@ def cleanup_cmd(
     if not apply_ and found.stale:
         err.print(f"{len(found.stale)} stale asset(s); run with --apply to delete them")
     elif apply_:
-        err.print(f"{len(found.deleted)} stale asset(s) deleted")
+        removed = f"; {len(found.checkouts)} job checkout(s) removed" if found.checkouts else ""
+        err.print(f"{len(found.deleted)} stale asset(s) deleted{removed}")
     else:
         err.print("nothing stale")
 
@@ -563,6 +487,7 @@ def cleanup_cmd(
 @app.command()
 @handle_errors
 def serve(
+    cli: typer.Context,
     model: Annotated[str, typer.Argument(help="registered model name, or an ML flow folder")],
     alias: Annotated[str, typer.Option(help="which version to serve")] = "champion",
     port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: any free port)")] = 5001,
@@ -574,13 +499,12 @@ def serve(
     from meshops import serving
     from meshops.state import StatePaths
 
-    ctx = make_context("local")
+    ctx = make_context(cli, "local")
     name = model
     if Path(model).exists() or "/flows/" in model:
         mesh = discover.scan(ctx.repo_root)
         flow = mesh.find(model)
-        spec = plan.load(mesh, [flow]).specs[flow.rel]
-        name = naming.model(ctx, spec.notebook_path(spec.deployment.tasks[0]))
+        name = naming.model(identity.of(ctx), flow.rel)
     state = StatePaths.for_repo(ctx.repo_root)
     uri = serving.resolve(state, name, alias)
     port = port or serving.free_port()
@@ -604,31 +528,129 @@ def serve(
 @app.command()
 @handle_errors
 def tables(
+    cli: typer.Context,
     all_deployments: Annotated[
         bool, typer.Option("--all", help="every local table, not just this deployment's")
     ] = False,
     env: EnvOpt = None,
+    rows: Annotated[int, typer.Option("--rows", help="show the first N rows of each table")] = 0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Tables in the local metastore with row counts (this deployment's schemas by default)."""
-    from meshops.engine import flowrun, session
+    from meshops.engine.tables import local_tables
 
-    ctx = make_context(env)
-    mesh = discover.scan(ctx.repo_root)
-    spark = flowrun.spark_for(ctx, mesh)
-    prefix = ctx.deployment + "_"
-    shown = table(
-        "table", "rows", title=f"local tables ({'all' if all_deployments else ctx.deployment})"
+    ctx = make_context(cli, env)
+    ident = identity.of(ctx)
+    found = local_tables(
+        ctx, ident, discover.scan(ctx.repo_root), every_deployment=all_deployments, sample=rows
     )
-    for catalog in sorted(session.known_catalogs(spark)):
-        for (schema,) in spark.sql(f"SHOW SCHEMAS IN {catalog}").collect():
-            mine = schema.startswith(prefix) or catalog in flowrun.external_catalogs(ctx)
-            if not (all_deployments or mine):
-                continue
-            for row in spark.sql(f"SHOW TABLES IN {catalog}.{schema}").collect():
-                name = f"{catalog}.{schema}.{row.tableName}"
-                shown.add_row(name, f"{spark.table(name).count():,}")
+    if as_json:
+        emit_json([t.as_json() for t in found])
+        return
+    shown = table("table", "rows", title=f"local tables ({'all' if all_deployments else ident.id})")
+    for t in found:
+        shown.add_row(t.name, f"{t.rows:,}")
     out.print(shown)
+    for t in found if rows else []:
+        sample = table(*t.columns, title=f"{t.name}: first {len(t.sample)} of {t.rows:,} rows")
+        for r in t.sample:
+            sample.add_row(*(str(v) for v in r))
+        out.print(sample)
+
+
+new_app = typer.Typer(
+    help="Make a domain, project, lib or flow skeleton that runs, tests and lints as made.",
+    no_args_is_help=True,
+)
+app.add_typer(new_app, name="new")
+
+OrgOpt = Annotated[
+    str | None, typer.Option("--org", help="org under orgs/ (default: the only one there)")
+]
+
+
+def _made(created: scaffold.Created) -> None:
+    """The files written (stderr), then the next three commands (stdout, to copy)."""
+    for path in created.files:
+        err.print(f"[green]+[/green] {path}", markup=True, highlight=False)
+    err.print(f"[green]✓[/green] made {created.what}; next:")
+    for command in created.next_commands:
+        out.print(command, markup=False)
+
+
+@new_app.command("domain")
+@handle_errors
+def new_domain_cmd(
+    cli: typer.Context,
+    domain: Annotated[str, typer.Argument(help="domain name: [a-z][a-z0-9_]*")],
+    owners_group: Annotated[
+        str, typer.Option("--owners-group", help="workspace group that manages its jobs")
+    ],
+    contact: Annotated[
+        list[str] | None, typer.Option("--contact", help="email for prod failures (repeatable)")
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="one line about the domain")] = None,
+    org: OrgOpt = None,
+) -> None:
+    """orgs/<org>/domains/<domain>/domain.yml: owners group and contacts."""
+    root = repo_root(cli)
+    created = scaffold.new_domain(
+        root,
+        scaffold.default_org(root, org),
+        domain,
+        owners_group=owners_group,
+        contacts=contact or [],
+        description=description,
+    )
+    _made(created)
+
+
+@new_app.command("project")
+@handle_errors
+def new_project_cmd(
+    cli: typer.Context,
+    where: Annotated[str, typer.Argument(help="DOMAIN/PROJECT, or the project's folder")],
+    org: OrgOpt = None,
+) -> None:
+    """A project in an existing domain, with its lib libs/<project> (acme-<project>)."""
+    root = repo_root(cli)
+    t = scaffold.parse_target(root, where, "project", org=org)
+    _made(scaffold.new_project(root, t.org, t.domain, t.project))
+
+
+@new_app.command("lib")
+@handle_errors
+def new_lib_cmd(
+    cli: typer.Context,
+    where: Annotated[str, typer.Argument(help="DOMAIN/PROJECT/LIB, or the lib's folder")],
+    org: OrgOpt = None,
+) -> None:
+    """A hatchling lib <org>-<lib> (src layout, a typed function, its test) in a project."""
+    root = repo_root(cli)
+    t = scaffold.parse_target(root, where, "lib", org=org)
+    _made(scaffold.new_lib(root, t.org, t.domain, t.project, str(t.name)))
+
+
+@new_app.command("flow")
+@handle_errors
+def new_flow_cmd(
+    cli: typer.Context,
+    where: Annotated[str, typer.Argument(help="DOMAIN/PROJECT/FLOW, or the flow's folder")],
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="prep (default) or ml; a folder path says it")
+    ] = None,
+    org: OrgOpt = None,
+) -> None:
+    """A flow: deployment.yml, a notebook per task, a test (a missing project is made too)."""
+    root = repo_root(cli)
+    t = scaffold.parse_target(root, where, "flow", org=org, kind=kind)
+    _made(scaffold.new_flow(root, t.org, t.domain, t.project, str(t.name), kind=t.kind or "prep"))
 
 
 def main() -> None:
+    # a command is one short process that builds many long-lived objects (a plan of a large
+    # mesh holds thousands of specs and settings): full collections would re-scan them all
+    # again and again for no garbage; a quarter of the CPU of a 10,000-flow plan
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
     app()

@@ -117,10 +117,18 @@ class PlatformConfig:
         self.naming = file.naming
         self.settings = file.meshops
         self.clusters = clusters
+        self._specs: dict[str, ClusterSpec] = {}
 
     def cluster(self, key: str) -> dict[str, Any]:
         """The `new_cluster` of a platform cluster for the configured cloud."""
         return dict(self.clusters[key])
+
+    def cluster_spec(self, key: str) -> ClusterSpec:
+        """`cluster(key)` as the SDK's type (checked to lose nothing when loaded), made once:
+        every plan using the cluster shares it."""
+        if key not in self._specs:
+            self._specs[key] = ClusterSpec.from_dict(self.cluster(key))
+        return self._specs[key]
 
 
 def load(repo_root: Path) -> PlatformConfig:

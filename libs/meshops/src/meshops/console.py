@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
+import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -15,8 +16,28 @@ from rich.table import Table
 
 from meshops.errors import InvalidFiles, MeshopsError
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+NOT_A_TERMINAL_WIDTH = 1000
+"""Columns rich lays out for when output is not a terminal (CI logs, pipes): wide enough that
+no identifier is ever folded across lines (rich's default, 80, folds long names)."""
+
+
+class _Console(Console):
+    """Rich's console, as wide as a terminal is, or `NOT_A_TERMINAL_WIDTH` when there is none
+    and COLUMNS does not say (tables are only as wide as their content)."""
+
+    @property
+    def width(self) -> int:
+        if self.is_terminal or os.environ.get("COLUMNS") or self._width is not None:
+            return super().width
+        return NOT_A_TERMINAL_WIDTH
+
+    @width.setter
+    def width(self, value: int) -> None:
+        self._width = value
+
+
+err = _Console(stderr=True, highlight=False, soft_wrap=True)
+out = _Console(highlight=False, soft_wrap=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -60,4 +81,22 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 def emit_json(data: Any) -> None:
     """Machine-readable output: plain JSON on stdout, never styled or wrapped."""
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    sys.stdout.write(_json(data) + "\n")
+
+
+def _json(data: Any) -> str:
+    """Indented JSON; orjson writes it some 20 times faster than the standard library
+    (which encodes indented output in pure Python), with the same layout."""
+    option = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+    return orjson.dumps(data, default=str, option=option).decode()
+
+
+def emit_json_items(items: Iterable[Any]) -> None:
+    """A JSON list written item by item, byte for byte what `emit_json(list(items))` writes,
+    without holding the whole document (a plan of thousands of jobs) in memory."""
+    first = True
+    for item in items:
+        text = _json(item).replace("\n", "\n  ")
+        sys.stdout.write(("[\n  " if first else ",\n  ") + text)
+        first = False
+    sys.stdout.write("[]\n" if first else "\n]\n")

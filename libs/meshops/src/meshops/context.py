@@ -14,18 +14,15 @@ import re
 import subprocess
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Literal, cast, get_args
 
 from meshops.errors import InvalidInput, MeshopsError
 
 Env = Literal["local", "dev", "prod"]
 ENVS: tuple[str, ...] = get_args(Env)
-FIELDS = ("user", "branch", "commit", "tag", "env", "git_url")
 SEMVER_TAG = re.compile(r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
-BRANCH_SLUG_MAX = 32
-DETACHED = "detached"
 
 # letters NFKD does not decompose to ASCII
 _FOLD = str.maketrans({"æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ß": "ss", "đ": "d", "ł": "l"})
@@ -49,38 +46,15 @@ class Context:
         object.__setattr__(self, "git_url", strip_userinfo(self.git_url))
 
     @property
-    def short_commit(self) -> str:
-        return self.commit[:8]
-
-    @property
-    def user_slug(self) -> str:
-        """User part of names: what brickops makes of an email, reduced to [a-z0-9]."""
-        local = self.user.split("@")[0].replace(".", "").replace("-", "")
-        return slug(local, max_len=BRANCH_SLUG_MAX, keep="_") or "unknown"
-
-    @property
-    def branch_slug(self) -> str:
-        """Branch part of names: [a-z0-9] only, at most 32 chars, hash-suffixed when cut."""
-        return slug(self.branch, max_len=BRANCH_SLUG_MAX) or DETACHED
-
-    @property
     def is_release(self) -> bool:
         return self.tag is not None and SEMVER_TAG.match(self.tag) is not None
 
-    @property
-    def deployment(self) -> str:
-        """Deployment id, as brickops names it: `prod`, or env, user, branch and commit."""
-        if self.env == "prod":
-            return "prod"
-        return f"{self.env}_{self.user_slug}_{self.branch_slug}_{self.short_commit}"
-
-    @property
-    def version(self) -> str:
-        """What is deployed: the release tag, else the short commit."""
-        return self.tag if self.tag else self.short_commit
-
     def with_env(self, env: str) -> Context:
         return replace(self, env=check_env(env))
+
+
+FIELDS = tuple(f.name for f in fields(Context) if f.name not in ("repo_root", "origin"))
+"""The facts a MESHOPS_<FIELD> variable or an override may set."""
 
 
 def slug(text: str, *, max_len: int, keep: str = "") -> str:
@@ -131,13 +105,13 @@ def detect(
     """
     environ = os.environ if environ is None else environ
     root = (repo_root or find_repo_root()).resolve()
-    facts: dict[str, str | None] = {"env": default_env, "git_url": default_git_url}
+    facts: dict[str, str | None] = dict(env=default_env, git_url=default_git_url)
     origin = "git"
     facts.update(_from_git(root))
     if environ.get("GITHUB_ACTIONS") == "true":
         origin = "ci"
         facts.update({k: v for k, v in _from_github(environ).items() if v is not None})
-    for name in FIELDS:
+    for name in FIELDS:  # MESHOPS_USER, MESHOPS_BRANCH, ... MESHOPS_GIT_URL
         value = environ.get(f"MESHOPS_{name.upper()}")
         if value is not None:
             facts[name] = value or None
@@ -154,27 +128,10 @@ def detect(
         if value is not None:
             facts[name] = value
             origin = "override"
-    return _build(root, facts, origin)
+    return build(root, facts, origin)
 
 
-def from_notebook(dbutils: Any, repo_root: Path) -> Context:
-    """The Context inside a Databricks notebook (or the local dbutils shim), via brickops."""
-    from brickops.databricks.context import current_env, get_context
-
-    db = get_context(dbutils)
-    widgets = db.widgets
-    facts: dict[str, str | None] = {
-        "user": db.username,
-        "branch": widgets.get("git_branch"),
-        "commit": widgets.get("git_commit"),
-        "tag": widgets.get("git_tag") or None,
-        "git_url": widgets.get("git_url", ""),
-        "env": current_env(db),
-    }
-    return _build(repo_root, facts, "notebook")
-
-
-def _build(root: Path, facts: Mapping[str, str | None], origin: str) -> Context:
+def build(root: Path, facts: Mapping[str, str | None], origin: str) -> Context:
     commit = facts.get("commit") or ""
     if not re.fullmatch(r"[0-9a-f]{7,40}", commit):
         shown = commit or "nothing"
@@ -201,13 +158,13 @@ def _from_github(environ: Mapping[str, str]) -> dict[str, str | None]:
     ref_name = environ.get("GITHUB_REF_NAME")
     branch = environ.get("GITHUB_HEAD_REF") or (ref_name if ref_type == "branch" else None)
     server, repo = environ.get("GITHUB_SERVER_URL"), environ.get("GITHUB_REPOSITORY")
-    return {
-        "branch": branch,
-        "tag": ref_name if ref_type == "tag" else None,
-        "commit": environ.get("GITHUB_SHA"),
-        "user": environ.get("GITHUB_ACTOR"),
-        "git_url": f"{server}/{repo}" if server and repo else None,
-    }
+    return dict(
+        branch=branch,
+        tag=ref_name if ref_type == "tag" else None,
+        commit=environ.get("GITHUB_SHA"),
+        user=environ.get("GITHUB_ACTOR"),
+        git_url=f"{server}/{repo}" if server and repo else None,
+    )
 
 
 def git(root: Path, *args: str, check: bool = True) -> str:

@@ -33,15 +33,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
+from typing import overload
 
-from meshops import config, discover, naming, plan
+from meshops import config, context, discover, identity, naming, plan, release
 from meshops.context import SEMVER_TAG, Context, git, worktree_is_clean
 from meshops.discover import Flow, Mesh
 from meshops.errors import InvalidInput, MeshopsError
+from meshops.identity import Identity
 from meshops.plan import JobPlan
+from meshops.spec import DEPLOYMENT_FILE, DOMAIN_FILE, Specs, load_specs
 from meshops.targets.base import DeployedJob, Target, one_line
 
-UNRESOLVED = "unresolved:"
 CREATE_ATTEMPTS = 3  # creates sent per job per deploy; each after a lookup by name found none
 LOCK_FILE = ".meshops/deploy.lock"
 
@@ -128,11 +130,18 @@ class Decision:
 # ---------------------------------------------------------------- choosing flows
 
 
-def main_ref(root: Path, main_branch: str) -> str:
-    """`origin/<main>` when the remote branch is known, else the local `<main>`."""
+@overload
+def main_ref(root: Path, main_branch: str) -> str: ...
+@overload
+def main_ref(root: Path, main_branch: str, *, strict: bool) -> str | None: ...
+def main_ref(root: Path, main_branch: str, *, strict: bool = True) -> str | None:
+    """`origin/<main>` when the remote branch is known, else the local `<main>` (neither:
+    an error, or None when not `strict`)."""
     for ref in (f"origin/{main_branch}", main_branch):
         if git(root, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False):
             return ref
+    if not strict:
+        return None
     raise InvalidInput(
         f"no origin/{main_branch} or {main_branch} branch to compare with: "
         f"git fetch origin {main_branch}, or pass --all"
@@ -151,24 +160,12 @@ def previous_release(root: Path, tag: str) -> str | None:
 
 
 def check_release(ctx: Context) -> None:
-    """Prod deploys only a clean checkout of exactly a release tag (exit 2 otherwise)."""
-    head = git(ctx.repo_root, "rev-parse", "HEAD", check=False)
-    if not ctx.is_release or not ctx.tag:
-        shown = f"tagged {ctx.tag}" if ctx.tag else "not tagged"
-        raise InvalidInput(
-            f"prod deploys only from a release tag vX.Y.Z at HEAD, and HEAD {head[:8]} is "
-            f"{shown}: tag the release (git tag vX.Y.Z) and deploy from that tag"
-        )
-    at_head = git(ctx.repo_root, "tag", "--points-at", "HEAD", check=False).split()
-    if ctx.tag not in at_head or ctx.commit != head:
-        raise InvalidInput(
-            f"release tag {ctx.tag} is not at HEAD {head[:8]}: git checkout {ctx.tag} and deploy"
-        )
-    if not worktree_is_clean(ctx.repo_root):
-        raise InvalidInput(
-            "the worktree has uncommitted changes: prod deploys only the committed code of a "
-            "release tag; commit or stash them"
-        )
+    """Prod deploys only a clean checkout of exactly a release tag that the main branch
+    contains; every reason it may not is said at once (exit 2)."""
+    main = main_ref(ctx.repo_root, config.load(ctx.repo_root).settings.main_branch, strict=False)
+    found = release.refusals(ctx, main)
+    if found:
+        raise InvalidInput("; and ".join(found))
 
 
 def select(
@@ -205,22 +202,16 @@ def select(
     return hits, f"{len(hits)} flow(s) affected since {since}"
 
 
-def _needs_clusters(plans: Sequence[JobPlan]) -> bool:
-    return any(
-        str(task.get("existing_cluster_id", "")).startswith(UNRESOLVED)
-        for p in plans
-        for task in p.payload["tasks"]
-    )
-
-
-def plans_for(ctx: Context, mesh: Mesh, flows: Sequence[Flow], target: Target) -> list[JobPlan]:
+def plans_for(
+    ident: Identity, mesh: Mesh, flows: Sequence[Flow], specs: Specs, target: Target
+) -> list[JobPlan]:
     """Plans for the target; tasks naming an existing cluster get its id from the workspace.
 
     No name of a flow deployed here may be a prod name of any flow of the mesh.
     """
-    naming.check_mesh(ctx, [f.rel for f in flows], [f.rel for f in mesh.flows])
-    plans = plan.build(ctx, mesh, flows)
-    if target.kind != "databricks" or not _needs_clusters(plans):
+    naming.check_mesh(ident, [f.rel for f in flows], [f.rel for f in mesh.flows])
+    plans = plan.build(ident, mesh, flows, specs)
+    if target.kind != "databricks" or not any(p.clusters for p in plans):
         return plans
     ids = target.cluster_ids()
 
@@ -231,7 +222,7 @@ def plans_for(ctx: Context, mesh: Mesh, flows: Sequence[Flow], target: Target) -
             )
         return ids[name]
 
-    return plan.build(ctx, mesh, flows, cluster_ids=resolve)
+    return plan.build(ident, mesh, flows, specs, cluster_ids=resolve)
 
 
 # ---------------------------------------------------------------- stopping and locking
@@ -283,9 +274,9 @@ def interruptible(say: Callable[[str], None] | None = None) -> Iterator[Stop]:
             signal.signal(sig, previous)
 
 
-def lock_path(ctx: Context, artifacts_path: str) -> str:
+def lock_path(ident: Identity, artifacts_path: str) -> str:
     """One lock per set of job names: prod (every release tag) or one dev deployment."""
-    return f"{artifacts_path}/{ctx.deployment}/{LOCK_FILE}"
+    return f"{ident.lock_folder(artifacts_path)}/{LOCK_FILE}"
 
 
 @dataclass(frozen=True)
@@ -299,15 +290,15 @@ class LockHolder:
     deployment: str
 
     @classmethod
-    def me(cls, ctx: Context) -> LockHolder:
+    def me(cls, ident: Identity) -> LockHolder:
         return cls(
             id=uuid.uuid4().hex,
-            user=ctx.user,
+            user=ident.ctx.user,
             host=socket.gethostname(),
             pid=os.getpid(),
             since=datetime.now(UTC).isoformat(timespec="seconds"),
-            env=ctx.env,
-            deployment=ctx.deployment,
+            env=ident.env,
+            deployment=ident.id,
         )
 
     @classmethod
@@ -430,7 +421,7 @@ def _create(target: Target, p: JobPlan, stop: threading.Event | None = None) -> 
     have landed anyway, so it is looked up by name: found, it is adopted (extra copies
     deleted, permissions set); not found, it is created again, up to `CREATE_ATTEMPTS` sends.
     """
-    payload, acl = p.tagged_payload(), p.permissions()
+    payload, acl = p.tagged_settings(), p.acl()
     attempt = 0
     while True:
         attempt += 1
@@ -471,8 +462,8 @@ def _write(target: Target, d: Decision, stop: threading.Event | None = None) -> 
                 target.ensure_schema(schema, properties)
             result.job_id = _create(target, p, stop)
         elif d.existing.content_hash != p.content_hash:
-            target.reset_job(d.existing.job_id, p.tagged_payload())
-            target.set_permissions(d.existing.job_id, p.permissions())
+            target.reset_job(d.existing.job_id, p.tagged_settings())
+            target.set_permissions(d.existing.job_id, p.acl())
     except Exception as exc:
         result.action, result.reason = Action.FAILED, one_line(exc)
     return result
@@ -483,7 +474,6 @@ def apply(
     target: Target,
     *,
     repo_root: Path,
-    artifacts_path: str,
     env: str,
     max_parallel: int = 8,
     dry_run: bool = False,
@@ -506,7 +496,7 @@ def apply(
     halted = stop.event if stop is not None else None
     if changed and not (halted is not None and halted.is_set()):
         # wheels first: a written job must never name a missing wheel
-        report.uploads = wheels.publish(target, changed, repo_root, artifacts_path)
+        report.uploads = wheels.publish(target, changed, repo_root)
     if writes:
         workers = max(1, min(max_parallel, len(writes)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="meshops-deploy") as pool:
@@ -536,25 +526,27 @@ def deploy(
     flows: Sequence[Flow],
     target: Target,
     *,
+    specs: Specs | None = None,
     dry_run: bool = False,
     force_lock: bool = False,
     say: Callable[[str], None] | None = None,
 ) -> DeployReport:
-    """Plan `flows` for `ctx.env` (all validated first) and apply them to `target`, holding
-    the deploy lock (not for a dry run, which writes nothing)."""
+    """Plan `flows` for `ctx.env` (all validated first, unless `specs` were) and apply them
+    to `target`, holding the deploy lock (not for a dry run, which writes nothing)."""
     if ctx.env not in ("dev", "prod"):
         raise InvalidInput(f"deploy --env {ctx.env}: deployments are dev or prod")
     cfg = config.load(ctx.repo_root)
+    ident = identity.of(ctx)
+    specs = specs or load_specs(mesh, flows)
     with interruptible(say) as stop:
         target.check_reachable()
-        plans = plans_for(ctx, mesh, flows, target)  # every flow valid before the first write
+        plans = plans_for(ident, mesh, flows, specs, target)  # all valid before the first write
 
         def run() -> DeployReport:
             return apply(
                 plans,
                 target,
                 repo_root=ctx.repo_root,
-                artifacts_path=cfg.settings.artifacts_path,
                 env=ctx.env,
                 max_parallel=cfg.settings.max_parallel_writes,
                 dry_run=dry_run,
@@ -563,9 +555,93 @@ def deploy(
 
         if dry_run:
             return run()
-        path = lock_path(ctx, cfg.settings.artifacts_path)
-        with deploy_lock(target, path, LockHolder.me(ctx), force=force_lock):
+        path = lock_path(ident, cfg.settings.artifacts_path)
+        with deploy_lock(target, path, LockHolder.me(ident), force=force_lock):
             return run()
+
+
+@dataclass(frozen=True)
+class Request:
+    """What `meshops deploy` was asked: which flows, where, and how."""
+
+    all_flows: bool = False
+    changed: bool = False
+    flows: Sequence[Path | str] = ()
+    target: str = "auto"
+    dry_run: bool = False
+    force_lock: bool = False
+
+
+def check_env_flag(given: str | None) -> None:
+    """Deployments are dev or prod; local runs are `meshops run`."""
+    if given is not None and given not in ("dev", "prod"):
+        raise InvalidInput(f"--env {given}: deploy to dev or prod (`meshops run` runs locally)")
+
+
+def check_env(ctx: Context) -> None:
+    """MESHOPS_ENV may say local: deployments are still only dev or prod."""
+    if ctx.env not in ("dev", "prod"):
+        raise InvalidInput(
+            f"MESHOPS_ENV={ctx.env}: deploy to dev or prod (`meshops run` runs locally)"
+        )
+
+
+def check_committed(ctx: Context, flows: Sequence[Flow]) -> None:
+    """Dev jobs run the code of the commit, so their settings must come from it too."""
+    settings = [f"{f.rel}/{DEPLOYMENT_FILE}" for f in flows]
+    settings += sorted({f"{f.domain_rel}/{DOMAIN_FILE}" for f in flows})
+    dirty = context.uncommitted(ctx.repo_root, [*settings, str(config.CONFIG_FILE.parent)])
+    if dirty:
+        raise InvalidInput(
+            f"uncommitted changes to {', '.join(dirty)} would not match the commit "
+            f"{ctx.commit[:8]} the jobs run: commit them (or stash them) and deploy again"
+        )
+
+
+def run_request(
+    ctx: Context, request: Request, say: Callable[[str], None]
+) -> tuple[DeployReport | None, str]:
+    """Everything `meshops deploy` decides: env and release policy, which flows, every
+    file valid and (dev) committed, then the deploy itself. None: nothing to deploy; the
+    text says why."""
+    from meshops import targets
+
+    check_env(ctx)
+    if ctx.env == "prod":
+        check_release(ctx)
+    mesh = discover.scan(ctx.repo_root)
+    chosen, why = select(
+        ctx, mesh, all_flows=request.all_flows, changed=request.changed, flows=request.flows
+    )
+    if not chosen:
+        return None, why
+    specs = load_specs(mesh, chosen)  # every flow valid before the target is even opened
+    if ctx.env == "dev":
+        check_committed(ctx, chosen)
+    tgt = targets.open_target(request.target, ctx, say)
+    ident = identity.of(ctx)
+    pinned = f"tag {ctx.tag}" if ctx.env == "prod" else f"commit {ident.short_commit}"
+    say(f"deploying {why} to {tgt.describe()} as {ident.id}, pinned to {pinned}")
+    if ctx.env == "dev" and not worktree_is_clean(ctx.repo_root):
+        say(
+            f"[yellow]note:[/yellow] uncommitted changes are not deployed: jobs run commit "
+            f"{ident.short_commit}"
+        )
+    if tgt.kind == "databricks":
+        warning = unpushed_warning(ctx)
+        if warning:
+            say(f"[yellow]warning:[/yellow] {warning}")
+    report = deploy(
+        ctx,
+        mesh,
+        chosen,
+        tgt,
+        specs=specs,
+        dry_run=request.dry_run,
+        force_lock=request.force_lock,
+        say=say,
+    )
+    return report, why
 
 
 def unpushed_warning(ctx: Context) -> str | None:
@@ -576,6 +652,6 @@ def unpushed_warning(ctx: Context) -> str | None:
     if remote.strip():
         return None
     return (
-        f"commit {ctx.short_commit} is on no remote branch: push it, or the deployed jobs "
+        f"commit {ctx.commit[:8]} is on no remote branch: push it, or the deployed jobs "
         "cannot check their code out"
     )

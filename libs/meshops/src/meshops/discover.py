@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -15,14 +17,16 @@ from meshops import workspace
 from meshops.context import git
 from meshops.errors import InvalidInput, Problem
 from meshops.source import NotebookFormatError, imported_packages
-from meshops.spec import DEPLOYMENT_FILE, DOMAIN_FILE
+from meshops.spec import DEPLOYMENT_FILE, DOMAIN_FILE, NOTEBOOK_SUFFIXES
 
 FLOW_KINDS = ("prep", "ml")
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 LAYOUT = "orgs/<org>/domains/<domain>/projects/<project>/flows/<prep|ml>/<flow>/"
 # a change here renames or reshapes every job
 PLATFORM_FILES = (".brickopscfg/",)
-SKIP_DIRS = {"tests", "static_data", "__pycache__", ".ipynb_checkpoints"}
+FLOW_DEPTH = 9
+"""Parts of a flow folder's path: orgs/<o>/domains/<d>/projects/<p>/flows/<kind>/<flow>."""
+SKIP_DIRS = {"tests", "static_data", "__pycache__", ".ipynb_checkpoints", ".meshops"}
 # notebooks larger than this are not scanned for imports (exported outputs, not code)
 MAX_NOTEBOOK_BYTES = 32 * 1024 * 1024
 
@@ -94,6 +98,10 @@ class Mesh:
         for flow in self.flows:
             if rel == flow.rel or rel.startswith(flow.rel + "/"):
                 return flow
+        for problem in self.problems:  # a flow folder discovery refused: say why
+            folder = problem.file.removesuffix(f"/{DEPLOYMENT_FILE}")
+            if rel == folder or rel.startswith(folder + "/"):
+                raise InvalidInput(f"{path}: not a flow: {problem.message}")
         raise InvalidInput(f"{path}: no flow there; expected a folder like {LAYOUT}")
 
 
@@ -103,11 +111,9 @@ def scan(root: Path) -> Mesh:
     libs = _libs(root)
     problems: list[Problem] = []
     flows: list[Flow] = []
-    orgs = root / "orgs"
     spec_dirs: set[str] = set()
-    for deployment in sorted(orgs.rglob(DEPLOYMENT_FILE)) if orgs.is_dir() else []:
-        if SKIP_DIRS & set(deployment.relative_to(root).parts) or ".meshops" in deployment.parts:
-            continue
+    specs, notebooks = _walk(root)
+    for deployment in specs:
         spec_dirs.add(deployment.parent.relative_to(root).as_posix())
         flow, problem = _flow(root, deployment)
         if problem:
@@ -121,12 +127,32 @@ def scan(root: Path) -> Mesh:
     flows = [
         replace(
             f,
-            libs=_closure(_imported(root, root / f.rel, by_package), libs),
+            libs=_closure(_imported(root, notebooks.get(f.rel, []), by_package), libs),
             project_libs=_closure(by_project.get(f.project_key, []), libs),
         )
         for f in flows
     ]
     return Mesh(root=root, flows=tuple(flows), libs=tuple(libs), problems=tuple(problems))
+
+
+ENV_TOKENS = ("local", "dev", "prod")
+"""Reserved as `_`-separated parts of folder names. Every non-prod template carries `{env}`
+between underscores, so every dev or local name has the part `dev` or `local`; a prod name is
+made of folder names and the part `prod`. With no folder holding an env part, no dev or local
+name can equal any flow's prod name, whatever the user and branch (`naming.check_mesh`)."""
+
+
+def env_part(name: str) -> str | None:
+    """The env name `name` holds as an underscore-separated part, if any."""
+    return next((t for t in name.lower().split("_") if t in ENV_TOKENS), None)
+
+
+def reserved_message(label: str, name: str, part: str) -> str:
+    return (
+        f"{label} folder {name!r} has {part!r} as an underscore-separated part, reserved for "
+        f"env names ({', '.join(ENV_TOKENS)}) so that a dev name can never equal another "
+        "flow's prod name: rename the folder"
+    )
 
 
 def _flow(root: Path, deployment: Path) -> tuple[Flow | None, Problem | None]:
@@ -149,6 +175,9 @@ def _flow(root: Path, deployment: Path) -> tuple[Flow | None, Problem | None]:
             return None, Problem(
                 rel, "", f"{label} folder '{value}' is not a valid name; expected [a-z][a-z0-9_]*"
             )
+        reserved = env_part(value)
+        if reserved:
+            return None, Problem(rel, "", reserved_message(label, value, reserved))
     folder = "/".join(parts[:-1])
     return Flow(org, domain, project, kind, name, folder), None
 
@@ -213,19 +242,43 @@ def _libs(root: Path) -> list[Lib]:
     return out
 
 
-def _imported(root: Path, folder: Path, by_package: dict[str, Lib]) -> list[Lib]:
+def _walk(root: Path) -> tuple[list[Path], dict[str, list[Path]]]:
+    """One pass over `orgs/`: every deployment.yml, and the `.py`/`.ipynb` files below each
+    flow-deep folder (`orgs/o/domains/d/projects/p/flows/kind/flow`), in path order.
+    SKIP_DIRS are not entered, nor symlinked folders (as `Path.rglob` does not)."""
+    specs: list[Path] = []
+    notebooks: dict[str, list[Path]] = {}
+    for here, dirs, files in os.walk(root / "orgs"):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+        rel = Path(here).relative_to(root).as_posix()
+        named = DEPLOYMENT_FILE in files or DEPLOYMENT_FILE in dirs
+        if named and Path(here, DEPLOYMENT_FILE).exists():
+            # a broken symlink is a folder problem; a FIFO or a folder of that name is read
+            # (and reported) as the flow's file
+            specs.append(Path(here, DEPLOYMENT_FILE))
+        flow = "/".join(rel.split("/")[:FLOW_DEPTH])
+        if rel.count("/") + 1 >= FLOW_DEPTH:
+            found = [Path(here, f) for f in files if f.endswith(NOTEBOOK_SUFFIXES)]
+            if found:
+                notebooks.setdefault(flow, []).extend(found)
+    for found in notebooks.values():
+        found.sort()
+    return sorted(specs), notebooks
+
+
+def _imported(root: Path, notebooks: list[Path], by_package: dict[str, Lib]) -> list[Lib]:
     """Workspace libs whose packages the flow's notebooks (not its tests) import.
 
     Only regular files inside the repository are read: a FIFO, a device or a symlink out
     of the repository is left to `validate`, which reports it.
     """
     used: dict[str, Lib] = {}
-    notebooks = sorted([*folder.rglob("*.py"), *folder.rglob("*.ipynb")])
     for path in notebooks:
-        if SKIP_DIRS & set(path.relative_to(folder).parts) or not _readable(root, path):
-            continue
+        text = _readable_text(root, path)
+        if text is None or not any(package in text for package in by_package):
+            continue  # unreadable, or no lib package named anywhere in it
         try:
-            packages = imported_packages(path)
+            packages = imported_packages(path, text)
         except NotebookFormatError:
             continue  # not notebook JSON: validating or running the task reports it
         for package in packages:
@@ -234,15 +287,20 @@ def _imported(root: Path, folder: Path, by_package: dict[str, Lib]) -> list[Lib]
     return list(used.values())
 
 
-def _readable(root: Path, path: Path) -> bool:
+def _readable_text(root: Path, path: Path) -> str | None:
+    """The text of a regular file inside the repository of at most MAX_NOTEBOOK_BYTES; None
+    for anything else (a FIFO is never opened; a symlink only when it resolves inside)."""
     try:
-        return (
-            path.is_file()
-            and path.resolve().is_relative_to(root)
-            and path.stat().st_size <= MAX_NOTEBOOK_BYTES
-        )
-    except (OSError, RuntimeError):
-        return False
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            if not path.resolve().is_relative_to(root):
+                return None
+            info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_NOTEBOOK_BYTES:
+            return None
+        return path.read_text(encoding="utf-8")
+    except (OSError, RuntimeError, UnicodeDecodeError):
+        return None
 
 
 def _libs_by_project(libs: Iterable[Lib]) -> dict[str, list[Lib]]:

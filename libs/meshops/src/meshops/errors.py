@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 EXCERPT_CHARS = 60
@@ -99,6 +100,22 @@ def shown_value(value: object, limit: int = EXCERPT_CHARS) -> str:
     return excerpt(repr(value), limit)
 
 
+@lru_cache(maxsize=65536)
+def real_folder(folder: Path) -> Path:
+    """A folder with every symlink resolved, once per process (a mesh has thousands of
+    files in far fewer folders; resolving each file's whole path is most of a scan)."""
+    return folder.resolve()
+
+
+def real_path(path: Path) -> Path:
+    """`path.resolve()`, with the folder part cached: only a file that is itself a symlink
+    (or a `..`) is resolved in full."""
+    absolute = path.absolute()
+    if absolute.name in ("", ".", "..") or absolute.is_symlink():
+        return absolute.resolve()
+    return real_folder(absolute.parent) / absolute.name
+
+
 def display_path(path: Path, root: Path | None) -> str:
     """Path as users see it in messages: relative to the repo root when inside it.
 
@@ -106,10 +123,13 @@ def display_path(path: Path, root: Path | None) -> str:
     """
     if root is not None:
         here = path.absolute()
-        for base in (root.resolve(), root.absolute()):
+        if here.is_relative_to(root):
+            return here.relative_to(root).as_posix()
+        for base in (real_folder(root), root.absolute()):
             if here.is_relative_to(base):
                 return here.relative_to(base).as_posix()
-        for base in (root.resolve(), root.absolute()):
-            if path.resolve().is_relative_to(base):
-                return path.resolve().relative_to(base).as_posix()
+        real = real_path(path)
+        for base in (real_folder(root), root.absolute()):
+            if real.is_relative_to(base):
+                return real.relative_to(base).as_posix()
     return path.as_posix()

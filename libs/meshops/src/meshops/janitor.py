@@ -1,6 +1,6 @@
 """Removes stale dev deployments (jobs and schemas); never a prod asset.
 
-A dev deployment is `dev_<user>_<branch>_<commit8>` (`Context.deployment`). Its
+A dev deployment is `dev_<user>_<branch>_<commit8>` (`Identity.id`). Its
 jobs say so in their tags; its schemas are found by comparing their names
 with names computed by `meshops.naming` for a sentinel deployment, so the
 platform's templates stay the only definition of a name (no second parser to
@@ -25,22 +25,22 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import Literal
 
-from meshops import naming
-from meshops.context import BRANCH_SLUG_MAX, DETACHED, Context, git, slug
+from meshops import config, discover, identity
+from meshops.context import Context, git
 from meshops.discover import Mesh
 from meshops.errors import InvalidInput, MeshopsError
-from meshops.plan import FLOW_TAG, SCHEMA_MARKER, SCHEMA_PROPERTY
+from meshops.identity import DEV, FLOW_TAG, PROD, SCHEMA_MARKER, SCHEMA_PROPERTY, Identity
 from meshops.targets.base import DeployedJob, SchemaInfo, Target, one_line, redact
 from meshops.targets.local import SCHEMA_SEPARATOR, LocalTarget
 
 DAY = 86400.0
-DEV: Final = "dev"
 # sentinel deployment parts: names computed with them show where each part goes
 _USER, _BRANCH, _COMMIT, _DB = "qqzuserqqz", "qqzbranchqqz", "abcdef01" * 5, "qqzdbqqz"
 _SHORT = _COMMIT[:8]
@@ -57,53 +57,12 @@ class ProdAssetError(MeshopsError):
 
 
 @dataclass(frozen=True)
-class Deployment:
-    """One dev deployment: env, user slug, branch slug and short commit."""
-
-    env: str
-    user: str
-    branch: str
-    commit: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.env}_{self.user}_{self.branch}_{self.commit}"
-
-    @classmethod
-    def parse(cls, text: str) -> Deployment | None:
-        """`dev_<user>_<branch>_<commit>` (users may hold `_`; branches and commits do not)."""
-        env, _, rest = text.partition("_")
-        parts = rest.rsplit("_", 2)
-        if len(parts) != 3:
-            return None
-        found = cls(env, *parts)
-        ok = env == DEV and all(
-            re.fullmatch(_PART[k], v)
-            for k, v in (("user", found.user), ("branch", found.branch), ("commit", found.commit))
-        )
-        return found if ok else None
-
-    def context(self, repo_root: Path) -> Context:
-        """A Context whose names are this deployment's (slugs are stable under slugging)."""
-        return Context(
-            repo_root=repo_root,
-            env=DEV,
-            user=self.user,
-            branch=self.branch,
-            commit=self.commit,
-            tag=None,
-            git_url="",
-            origin="janitor",
-        )
-
-
-@dataclass(frozen=True)
 class Asset:
     """A job or schema of a dev deployment."""
 
     kind: Literal["job", "schema"]
     name: str
-    deployment: Deployment
+    deployment: Identity
     created_ms: int
     job_id: int | None = None
     flow: str | None = None
@@ -125,10 +84,18 @@ class Survey:
     stale: list[Finding] = field(default_factory=list)
     kept: list[Finding] = field(default_factory=list)
     deleted: list[Finding] = field(default_factory=list)
+    checkouts: list[str] = field(default_factory=list)
+    """Local job checkouts (commits) removed along with the jobs that pinned them."""
 
 
 def live_branches(repo_root: Path) -> tuple[set[str], str]:
-    """Branch slugs on `origin` (or local branches when there is no remote), and where from."""
+    """Branch slugs on `origin` (or local branches when there is no remote), and where from.
+
+    With a remote, a local branch that was never pushed (no upstream) is live too: on a
+    laptop, a branch not pushed yet is not gone.
+    """
+    local = git(repo_root, "for-each-ref", "--format=%(refname:short) %(upstream)", "refs/heads")
+    pairs = [line.split(" ", 1) for line in local.splitlines() if line.strip()]
     if "origin" in git(repo_root, "remote", check=False).split():
         try:
             out = git(repo_root, "ls-remote", "--heads", "origin")
@@ -139,26 +106,28 @@ def live_branches(repo_root: Path) -> tuple[set[str], str]:
         names = [
             line.split("refs/heads/", 1)[1] for line in out.splitlines() if "refs/heads/" in line
         ]
+        unpushed = [p[0] for p in pairs if len(p) == 1 or not p[1].strip()]
         where = "origin"
+        if unpushed:
+            names += unpushed
+            where = "origin (or this clone, for branches never pushed)"
     else:
-        out = git(repo_root, "for-each-ref", "--format=%(refname:short)", "refs/heads")
-        names = out.split()
+        names = [p[0] for p in pairs]
         where = "the local branches"
     if not names:
         raise MeshopsError(
             f"no branches found in {where}: refusing to treat every deployment as stale"
         )
-    return {slug(n, max_len=BRANCH_SLUG_MAX) or DETACHED for n in names}, where
+    return {identity.branch_slug(n) for n in names}, where
 
 
-class Names:
+class MeshNames:
     """Dev and prod names of every known flow, computed by `meshops.naming`."""
 
     def __init__(self, repo_root: Path, flow_rels: Iterable[str]) -> None:
         self.repo_root = repo_root
-        sentinel = Deployment(DEV, _USER, _BRANCH, _SHORT).context(repo_root)
-        sentinel = replace(sentinel, commit=_COMMIT)
-        prod = sentinel.with_env("prod")
+        sentinel = identity.of(Context(repo_root, DEV, _USER, _BRANCH, _COMMIT, None, ""))
+        prod = sentinel.with_env(PROD)
         self.flows: set[str] = set()
         self.prod_jobs: set[str] = set()
         self.prod_schemas: set[str] = set()
@@ -166,7 +135,7 @@ class Names:
         projects: set[str] = set()
         for rel in sorted(set(flow_rels)):
             try:
-                prod_names = naming.for_notebook(prod, f"{rel}/_.py")
+                prod_names = prod.names_for(rel)
             except InvalidInput:
                 continue  # a tag that is not a flow path: such jobs are never candidates
             self.flows.add(rel)
@@ -175,24 +144,28 @@ class Names:
             project = rel.split("/flows/")[0]
             if project not in projects:
                 projects.add(project)
-                dev = naming.for_notebook(sentinel, f"{project}/flows/prep/{_DB}/_.py")
+                dev = sentinel.names_for(f"{project}/flows/prep/{_DB}")
                 self.patterns.setdefault(dev.catalog, set()).update(_patterns(dev.schema))
 
     @property
     def catalogs(self) -> list[str]:
         return sorted(self.patterns)
 
-    def dev_job(self, deployment: Deployment, flow: str) -> str:
-        return naming.for_notebook(deployment.context(self.repo_root), f"{flow}/_.py").job
+    def dev_job(self, deployment: Identity, flow: str) -> str:
+        return deployment.names_for(flow).job
 
-    def schema_deployments(self, full_name: str) -> set[Deployment]:
+    def schema_deployments(self, full_name: str) -> set[Identity]:
         """Every deployment whose dev schema name this could be (more than one: ambiguous)."""
         catalog = full_name.split(".", 1)[0]
         found = set()
         for pattern in self.patterns.get(catalog, ()):
             m = pattern.fullmatch(full_name)
-            if m:
-                found.add(Deployment(DEV, m["user"], m["branch"], m["commit"]))
+            if m is None:
+                continue
+            text = "_".join((DEV, m["user"], m["branch"], m["commit"]))
+            dep = identity.parse_id(text, self.repo_root)
+            if dep is not None:
+                found.add(dep)
         return found
 
 
@@ -220,7 +193,7 @@ def _patterns(sentinel_schema: str) -> list[re.Pattern[str]]:
 class ProdGuard:
     """Proves an asset is a dev asset before it may be deleted; raises otherwise."""
 
-    def __init__(self, names: Names) -> None:
+    def __init__(self, names: MeshNames) -> None:
         self.names = names
 
     def check(self, asset: Asset) -> None:
@@ -233,14 +206,15 @@ class ProdGuard:
 
     def _why_not(self, asset: Asset) -> str | None:
         dep = asset.deployment
-        if dep.env != DEV or Deployment.parse(dep.id) != dep:
+        if dep.env != DEV or identity.parse_id(dep.id, self.names.repo_root) != dep:
             return f"deployment {dep.id!r} is not a dev deployment"
         if asset.kind == "job":
             if asset.name in self.names.prod_jobs:
                 return "its name is a prod job name"
-            if asset.tags.get("deployment") != dep.id:
-                return f"its deployment tag is {asset.tags.get('deployment')!r}, not {dep.id!r}"
-            if not asset.flow or asset.tags.get(FLOW_TAG) != asset.flow:
+            tagged = identity.deployment_of(asset.tags)
+            if tagged != dep.id:
+                return f"its deployment tag is {tagged!r}, not {dep.id!r}"
+            if not asset.flow or identity.flow_of(asset.tags) != asset.flow:
                 return f"it has no {FLOW_TAG} tag"
             try:
                 expected = self.names.dev_job(dep, asset.flow)
@@ -261,9 +235,9 @@ class ProdGuard:
         return None
 
 
-def _job_asset(job: DeployedJob, names: Names) -> Asset | Finding | None:
+def _job_asset(job: DeployedJob, names: MeshNames) -> Asset | Finding | None:
     """A dev job as an asset; a job that only looks like one is kept, with the reason."""
-    dep = Deployment.parse(job.tags.get("deployment", ""))
+    dep = identity.parse_id(job.deployment, names.repo_root)
     if dep is None or job.flow is None:
         return None  # prod, or not a dev deployment of meshops
     asset = Asset("job", job.name, dep, job.created_ms, job.job_id, job.flow, dict(job.tags))
@@ -305,7 +279,7 @@ def schema_evidence(target: Target, schema: SchemaInfo) -> str | None:
 
 
 def _schema_asset(
-    schema: SchemaInfo, names: Names, known: set[Deployment], target: Target
+    schema: SchemaInfo, names: MeshNames, known: set[Identity], target: Target
 ) -> Asset | Finding | None:
     full = schema.full_name
     if full in names.prod_schemas:
@@ -340,11 +314,11 @@ def survey(
     where: str = "origin",
     now: float | None = None,
     stale_days: int = 14,
-) -> tuple[Survey, Names]:
+) -> tuple[Survey, MeshNames]:
     """Find every dev deployment on `target` and decide, per deployment, whether it is stale."""
     now = time.time() if now is None else now
     jobs = [j for j in target.list_jobs() if j.managed]
-    names = Names(ctx.repo_root, [f.rel for f in mesh.flows] + [str(j.flow) for j in jobs])
+    names = MeshNames(ctx.repo_root, [f.rel for f in mesh.flows] + [str(j.flow) for j in jobs])
     result = Survey()
     assets: list[Asset] = []
     for job in jobs:
@@ -361,7 +335,7 @@ def survey(
                 result.kept.append(found)
             elif found is not None:
                 assets.append(found)
-    by_dep: dict[Deployment, list[Asset]] = {}
+    by_dep: dict[Identity, list[Asset]] = {}
     for asset in assets:
         by_dep.setdefault(asset.deployment, []).append(asset)
     born = {dep: _deployed_at(items) for dep, items in by_dep.items()}
@@ -379,8 +353,8 @@ def _deployed_at(items: Sequence[Asset]) -> float:
 
 
 def _verdict(
-    dep: Deployment,
-    born: Mapping[Deployment, float],
+    dep: Identity,
+    born: Mapping[Identity, float],
     branches: set[str],
     where: str,
     now: float,
@@ -398,8 +372,8 @@ def _verdict(
     since, successor = min(newer, key=lambda item: (item[0], item[1].id))
     days = (now - since) / DAY
     if days > stale_days:
-        return True, f"superseded by {successor.commit} {days:.0f} days ago"
-    return False, f"superseded by {successor.commit} {days:.0f} of {stale_days} days ago"
+        return True, f"superseded by {successor.short_commit} {days:.0f} days ago"
+    return False, f"superseded by {successor.short_commit} {days:.0f} of {stale_days} days ago"
 
 
 def clean(found: Survey, target: Target, guard: ProdGuard) -> Survey:
@@ -428,4 +402,45 @@ def clean(found: Survey, target: Target, guard: ProdGuard) -> Survey:
                 "run cleanup again"
             )
         )
+    return found
+
+
+def prune_checkouts(target: Target, repo_root: Path) -> list[str]:
+    """Remove the job checkouts `meshops run-job` made under the local state folder whose
+    commit no job still pins (a checkout is a git worktree named after its commit); returns
+    the commits removed. Other targets keep no checkouts."""
+    if not isinstance(target, LocalTarget) or not target.state.worktrees.is_dir():
+        return []
+    pinned = set()
+    for job in target.list_jobs():
+        if job.ref:
+            commit = git(
+                repo_root, "rev-parse", "--verify", "-q", f"{job.ref}^{{commit}}", check=False
+            )
+            pinned.add(commit or job.ref)
+    removed = []
+    for folder in sorted(target.state.worktrees.iterdir()):
+        if folder.is_dir() and folder.name not in pinned:
+            git(repo_root, "worktree", "remove", "--force", str(folder), check=False)
+            if folder.exists():
+                shutil.rmtree(folder)
+            removed.append(folder.name)
+    if removed:
+        git(repo_root, "worktree", "prune", check=False)
+    return removed
+
+
+def cleanup(ctx: Context, target: Target, *, stale_days: int | None, apply: bool) -> Survey:
+    """`meshops cleanup`: survey `target` against the live branches; with `apply`, delete
+    what is stale (every asset proven a dev asset first) and the job checkouts left unused."""
+    configured = config.load(ctx.repo_root).settings.janitor.stale_days
+    days = configured if stale_days is None else stale_days
+    if days < 0:
+        raise InvalidInput(f"--stale-days {days}: expected 0 or more")
+    mesh = discover.scan(ctx.repo_root)
+    branches, where = live_branches(ctx.repo_root)
+    found, names = survey(ctx, mesh, target, branches=branches, where=where, stale_days=days)
+    if apply:
+        clean(found, target, ProdGuard(names))
+        found.checkouts = prune_checkouts(target, ctx.repo_root)
     return found

@@ -1,7 +1,7 @@
 """Every catalog, schema, table, job, pipeline and model name, computed by brickops.
 
-Nothing else in meshops builds a name. brickops gets a `DbContext` made from our
-`Context` and the notebook's repo path, exactly as it gets one inside Databricks
+Nothing else in meshops builds a name. brickops gets a `DbContext` made from a deployment's
+`Identity` and the flow's repo path, exactly as it gets one inside Databricks
 (where the job parameters carry env, branch and commit), so a name is the same on
 a laptop, in CI and in the workspace.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 import brickops.datamesh.cfg as brickops_cfg
@@ -26,52 +27,45 @@ from brickops.datamesh.naming import (
 from brickops.datamesh.parsepath.parse import parsepath
 
 from meshops import config
-from meshops.context import Context
-from meshops.errors import InvalidInput
+from meshops.discover import env_part, reserved_message
+from meshops.errors import InvalidInput, Problem, excerpt
+from meshops.identity import Identity
 
-ENV_TOKENS = ("local", "dev", "prod")
-"""Reserved as `_`-separated parts of folder names. Every non-prod template carries `{env}`
-between underscores, so every dev or local name has the part `dev` or `local`; a prod name is
-made of folder names and the part `prod`. With no folder holding an env part, no dev or local
-name can equal any flow's prod name, whatever the user and branch (see `check_mesh`)."""
+UC_IDENTIFIER_MAX = 255
+"""Unity Catalog: catalog, schema, table and model names at most 255 characters each."""
+JOB_NAME_MAX = 4096
+"""Jobs API: a job name at most 4096 characters."""
 
 _bind_lock = threading.Lock()
 _bound_root: Path | None = None
 
 
-def notebook_key(ctx: Context, notebook: str | Path) -> str:
-    """The notebook path brickops sees: `/<repo-relative path>` without `.py`."""
+def notebook_key(root: Path, notebook: str | Path) -> str:
+    """The path brickops sees: `/<repo-relative path>` without `.py` (a notebook, or the
+    flow folder itself: names come from the folders, never from the notebook's name)."""
     path = Path(notebook)
     if path.is_absolute():
         try:
-            path = path.resolve().relative_to(ctx.repo_root)
-        except ValueError as exc:
-            raise InvalidInput(f"{notebook}: not inside the repository {ctx.repo_root}") from exc
+            path = path.relative_to(root)
+        except ValueError:
+            try:
+                path = path.resolve().relative_to(root)
+            except ValueError as exc:
+                raise InvalidInput(f"{notebook}: not inside the repository {root}") from exc
     rel = PurePosixPath(path.as_posix())
     if rel.suffix == ".py":
         rel = rel.with_suffix("")
     return "/" + str(rel).lstrip("/")
 
 
-def widgets(ctx: Context) -> dict[str, str]:
-    """The job parameters brickops reads as widgets (and every job carries)."""
-    out = {
-        "pipeline_env": ctx.env,
-        "git_url": ctx.git_url,
-        "git_branch": ctx.branch_slug,
-        "git_commit": ctx.commit,
-    }
-    return out
-
-
-def db_context(ctx: Context, notebook: str | Path) -> DbContext:
+def db_context(ident: Identity, key: str) -> DbContext:
     """brickops' view of a notebook run: no API access, everything from widgets."""
     return DbContext(
         api_url="",
         api_token="",
-        notebook_path=notebook_key(ctx, notebook),
-        username=ctx.user_slug,
-        widgets=widgets(ctx),
+        notebook_path=key,
+        username=ident.user,
+        widgets=ident.parameters,
     )
 
 
@@ -108,8 +102,9 @@ def bind_brickops_config(repo_root: Path) -> None:
         _bound_root = root
 
 
-def _parse(ctx: Context, notebook: str | Path) -> tuple[str, str]:
-    key = notebook_key(ctx, notebook)
+def _flow_of(key: str) -> str:
+    """The flow folder name of a notebook key; a path outside the layout, or a folder name
+    holding an env part, is an InvalidInput."""
     parsed = parsepath(key)
     if parsed is None or not (parsed.domain and parsed.project and parsed.flow and parsed.org):
         raise InvalidInput(
@@ -122,92 +117,118 @@ def _parse(ctx: Context, notebook: str | Path) -> tuple[str, str]:
         ("project", parsed.project),
         ("flow", parsed.flow),
     ):
-        reserved = [t for t in part.lower().split("_") if t in ENV_TOKENS]
+        reserved = env_part(part)
         if reserved:
-            raise InvalidInput(
-                f"{key.lstrip('/')}: {kind} folder {part!r} has {reserved[0]!r} as an "
-                "underscore-separated part, reserved for env names "
-                f"({', '.join(ENV_TOKENS)}) so that a dev name can never equal another flow's "
-                "prod name: rename the folder"
-            )
-    return key, parsed.flow
+            raise InvalidInput(f"{key.lstrip('/')}: {reserved_message(kind, part, reserved)}")
+    return parsed.flow
 
 
-def for_notebook(ctx: Context, notebook: str | Path) -> Names:
-    """Catalog, schema (db named after the flow), job and pipeline of a notebook."""
-    bind_brickops_config(ctx.repo_root)
-    key, flow = _parse(ctx, notebook)
-    dbc = db_context(ctx, notebook)
-    catalog = catname_from_path(db_context=dbc, env=ctx.env)
-    names = Names(
+def names(ident: Identity, where: str | Path) -> Names:
+    """Catalog, schema (db named after the flow), job and pipeline of a flow folder or of a
+    notebook in it (the same names: they come from the folders). Computed once per
+    deployment and flow."""
+    key = notebook_key(ident.root, where)
+    return _names(ident, key)
+
+
+@lru_cache(maxsize=65536)
+def _names(ident: Identity, key: str) -> Names:
+    bind_brickops_config(ident.root)
+    flow = _flow_of(key)
+    dbc = db_context(ident, key)
+    catalog = catname_from_path(db_context=dbc, env=ident.env)
+    found = Names(
         notebook=key,
-        env=ctx.env,
+        env=ident.env,
         catalog=catalog,
-        schema=dbname(db=flow, cat=catalog, db_context=dbc, env=ctx.env),
-        job=jobname(dbc, env=ctx.env),
-        pipeline=pipelinename(dbc, env=ctx.env),
+        schema=dbname(db=flow, cat=catalog, db_context=dbc, env=ident.env),
+        job=jobname(dbc, env=ident.env),
+        pipeline=pipelinename(dbc, env=ident.env),
     )
-    _guard_against_prod(ctx, notebook, names)
-    return names
+    _guard_against_prod(ident, key, found)
+    return found
 
 
-def table(ctx: Context, notebook: str | Path, db: str, tbl: str) -> str:
+def table(ident: Identity, notebook: str | Path, db: str, tbl: str) -> str:
     """`catalog.schema.table` for table `tbl` in db `db`, as brickops' tablename() gives."""
-    bind_brickops_config(ctx.repo_root)
-    _parse(ctx, notebook)
-    return str(tablename(tbl=tbl, db=db, env=ctx.env, db_context=db_context(ctx, notebook)))
+    bind_brickops_config(ident.root)
+    key = notebook_key(ident.root, notebook)
+    _flow_of(key)
+    return str(tablename(tbl=tbl, db=db, env=ident.env, db_context=db_context(ident, key)))
 
 
-def model(ctx: Context, notebook: str | Path) -> str:
+def model(ident: Identity, where: str | Path) -> str:
     """Three-level registered model name: the flow's catalog and schema, then the template."""
-    names = for_notebook(ctx, notebook)
-    return f"{names.schema}.{resource(ctx, notebook, 'model')}"
+    return f"{names(ident, where).schema}.{resource(ident, where, 'model')}"
 
 
-def resource(ctx: Context, notebook: str | Path, resource: str) -> str:
+def resource(ident: Identity, where: str | Path, resource: str) -> str:
     """Any other templated resource (by its key in the naming config)."""
-    bind_brickops_config(ctx.repo_root)
-    _parse(ctx, notebook)
-    return str(name_from_path(resource=resource, db_context=db_context(ctx, notebook), env=ctx.env))
+    bind_brickops_config(ident.root)
+    key = notebook_key(ident.root, where)
+    _flow_of(key)
+    return str(name_from_path(resource=resource, db_context=db_context(ident, key), env=ident.env))
 
 
-def _guard_against_prod(ctx: Context, notebook: str | Path, names: Names) -> None:
+def _guard_against_prod(ident: Identity, key: str, found: Names) -> None:
     """A non-prod schema or job must never be a prod one (templates are platform-owned)."""
-    if ctx.env == "prod":
+    if ident.env == "prod":
         return
-    prod = for_notebook(ctx.with_env("prod"), notebook)
-    if names.schema == prod.schema or names.job == prod.job:
+    prod = _names(ident.with_env("prod"), key)
+    if found.schema == prod.schema or found.job == prod.job:
         raise InvalidInput(
-            f"{config.CONFIG_FILE}: naming: {ctx.env} names equal prod names for {names.notebook}; "
+            f"{config.CONFIG_FILE}: naming: {ident.env} names equal prod names for {key}; "
             "add {env} and the git parts to the 'other' templates"
         )
 
 
-def check_mesh(ctx: Context, flows: Sequence[str], every_flow: Sequence[str]) -> None:
-    """No job, schema or pipeline name of `flows` in `ctx.env` may be a prod name of any flow
-    of the mesh (`every_flow`, repo-relative flow folders); one line names both flows.
+def check_mesh(ident: Identity, flows: Sequence[str], every_flow: Sequence[str]) -> None:
+    """No job, schema or pipeline name of `flows` in `ident.env` may be a prod name of any
+    flow of the mesh (`every_flow`, repo-relative flow folders); one line names both flows.
 
-    The folder rule in `_parse` makes this impossible with templates that keep `{env}`; this
-    check holds for any templates the platform team may write.
+    The folder rule in `_flow_of` makes this impossible with templates that keep `{env}`;
+    this check holds for any templates the platform team may write.
     """
-    if ctx.env == "prod":
+    if ident.env == "prod":
         return
-    prod_ctx = ctx.with_env("prod")
+    prod_ident = ident.with_env("prod")
     prod: dict[str, str] = {}
     for rel in every_flow:
-        names = for_notebook(prod_ctx, f"{rel}/_.py")
-        for name in (names.job, names.schema, names.pipeline):
+        found = names(prod_ident, rel)
+        for name in (found.job, found.schema, found.pipeline):
             prod.setdefault(name, rel)
     for rel in flows:
-        names = for_notebook(ctx, f"{rel}/_.py")
+        found = names(ident, rel)
         for kind, name in (
-            ("job", names.job),
-            ("schema", names.schema),
-            ("pipeline", names.pipeline),
+            ("job", found.job),
+            ("schema", found.schema),
+            ("pipeline", found.pipeline),
         ):
             other = prod.get(name)
             if other is not None:
                 raise InvalidInput(
-                    f"{ctx.env} {kind} name {name} of {rel} is the prod {kind} name of {other}: "
+                    f"{ident.env} {kind} name {name} of {rel} is the prod {kind} name of {other}: "
                     "rename one of the two flow folders"
                 )
+
+
+def too_long(flow: str, found: Names, model: str | None, where: str) -> list[Problem]:
+    """Names of `flow` that Unity Catalog or the Jobs API would refuse; `where` says for
+    which env (and user and branch) they were computed."""
+    checked = [
+        ("catalog", found.catalog, UC_IDENTIFIER_MAX),
+        ("schema", found.schema.rsplit(".", 1)[-1], UC_IDENTIFIER_MAX),
+        ("job", found.job, JOB_NAME_MAX),
+    ]
+    if model is not None:
+        checked.append(("model", model.rsplit(".", 1)[-1], UC_IDENTIFIER_MAX))
+    return [
+        Problem(
+            flow,
+            "",
+            f"{kind} name '{excerpt(name, 40)}' is {len(name):,} characters{where}; expected at "
+            f"most {limit:,}: shorten the org, domain, project or flow folder name",
+        )
+        for kind, name, limit in checked
+        if len(name) > limit
+    ]

@@ -66,9 +66,10 @@ def cell_filename(path: Path, cell: int) -> str:
     return f"{path} (cell {cell})" if cell else str(path)
 
 
-def parse(path: Path) -> list[Cell]:
-    """Cells of a notebook; a plain .py file is one Python cell."""
-    text = path.read_text(encoding="utf-8")
+def parse(path: Path, text: str | None = None) -> list[Cell]:
+    """Cells of a notebook (read from `path` unless its `text` is given); a plain .py file
+    is one Python cell."""
+    text = path.read_text(encoding="utf-8") if text is None else text
     if path.suffix == ".ipynb":
         return _parse_ipynb(path, text)
     lines = text.splitlines()
@@ -170,10 +171,10 @@ def python_tree(source: str) -> ast.Module | None:
     return None
 
 
-def imported_packages(path: Path) -> set[str]:
+def imported_packages(path: Path, text: str | None = None) -> set[str]:
     """Top-level packages a notebook's Python cells import (cells that do not parse are skipped)."""
     found: set[str] = set()
-    for cell in parse(path):
+    for cell in parse(path, text):
         if cell.kind != "python":
             continue
         tree = python_tree(cell.source)

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
-from meshops import cron, yamldoc
-from meshops.errors import InvalidFiles, Problem
+from meshops import config, cron, yamldoc
+from meshops.errors import InvalidFiles, Problem, real_folder, real_path
+from meshops.identity import RESERVED_PARAMETERS, RESERVED_TAG_PREFIX, RESERVED_TAGS
 from meshops.yamldoc import StrictModel
+
+if TYPE_CHECKING:
+    from meshops.discover import Flow, Mesh
 
 DEPLOYMENT_FILE = "deployment.yml"
 DOMAIN_FILE = "domain.yml"
@@ -31,10 +35,6 @@ RunIf = Literal[
     "AT_LEAST_ONE_FAILED",
     "ALL_FAILED",
 ]
-# set by meshops on every job; a flow may not define them
-RESERVED_PARAMETERS = frozenset({"pipeline_env", "git_url", "git_branch", "git_commit", "git_tag"})
-RESERVED_TAGS = frozenset({"deployment", "git_url", "git_branch", "git_commit", "version"})
-RESERVED_TAG_PREFIX = "meshops"
 # a task's notebook: a Databricks source file, or a notebook exported as IPython Notebook
 NOTEBOOK_SUFFIXES = (".py", ".ipynb")
 # the Jobs API allows at most 1,000 tasks per job
@@ -203,8 +203,8 @@ class Parameter(StrictModel):
         return value
 
 
-class Deployment(StrictModel):
-    """A flow's `deployment.yml`."""
+class FlowDefinition(StrictModel):
+    """What a flow's `deployment.yml` says: its tasks and how its job runs."""
 
     description: str | None = None
     tasks: list[Task] = Field(min_length=1, max_length=MAX_TASKS)
@@ -247,7 +247,7 @@ class FlowSpec:
 
     folder: Path
     file: str
-    deployment: Deployment
+    definition: FlowDefinition
 
     def notebook_path(self, task: Task) -> Path:
         """The task's notebook file: `<task_key>.py`, or an exported `<task_key>.ipynb` instead."""
@@ -282,20 +282,58 @@ def load_deployment(
                 )
             ]
         )
-    deployment = yamldoc.validate(Deployment, doc)
-    problems = _graph_problems(doc, deployment) + _file_problems(
-        doc, deployment, folder, cluster_keys, repo_root
+    definition = yamldoc.validate(FlowDefinition, doc)
+    problems = _graph_problems(doc, definition) + _file_problems(
+        doc, definition, folder, cluster_keys, repo_root
     )
     if problems:
         raise InvalidFiles(yamldoc.capped(problems))
-    return FlowSpec(folder=folder, file=doc.shown, deployment=deployment)
+    return FlowSpec(folder=folder, file=doc.shown, definition=definition)
+
+
+@dataclass(frozen=True)
+class Specs:
+    """Every file a set of flows needs, read once and validated together."""
+
+    flows: dict[str, FlowSpec]
+    """Flow folder (repo-relative) -> its validated deployment.yml."""
+    domains: dict[str, Domain]
+    """Domain folder (repo-relative) -> its validated domain.yml."""
+
+
+def load_specs(mesh: Mesh, flows: Sequence[Flow]) -> Specs:
+    """Validate config, layout, deployment.yml and domain.yml of `flows`; all problems at
+    once. Each file is read once: commands load here and pass the result down."""
+    cfg = config.load(mesh.root)
+    problems: list[Problem] = []
+    rels = {f.rel for f in flows}
+    problems.extend(p for p in mesh.problems if any(p.file.startswith(r) for r in rels))
+    specs: dict[str, FlowSpec] = {}
+    domains: dict[str, Domain] = {}
+    for flow in flows:
+        if flow.rel in specs:
+            continue
+        try:
+            specs[flow.rel] = load_deployment(
+                flow.folder(mesh.root), mesh.root, cluster_keys=cfg.clusters.keys()
+            )
+        except InvalidFiles as exc:
+            problems.extend(exc.problems)
+        if flow.domain_rel not in domains:
+            try:
+                domains[flow.domain_rel] = load_domain(mesh.root / flow.domain_rel, mesh.root)
+            except InvalidFiles as exc:
+                problems.extend(exc.problems)
+    if problems:
+        raise InvalidFiles(problems)
+    return Specs(specs, domains)
 
 
 def load_domain(folder: Path, repo_root: Path) -> Domain:
     return yamldoc.validate(Domain, yamldoc.load(folder / DOMAIN_FILE, repo_root))
 
 
-def _graph_problems(doc: yamldoc.YamlDoc, dep: Deployment) -> list[Problem]:
+def _graph_problems(doc: yamldoc.YamlDoc, dep: FlowDefinition) -> list[Problem]:
     problems: list[Problem] = []
     seen: dict[str, int] = {}
     for i, task in enumerate(dep.tasks):
@@ -329,13 +367,13 @@ def _graph_problems(doc: yamldoc.YamlDoc, dep: Deployment) -> list[Problem]:
 
 def _file_problems(
     doc: yamldoc.YamlDoc,
-    dep: Deployment,
+    dep: FlowDefinition,
     folder: Path,
     cluster_keys: Collection[str],
     repo_root: Path,
 ) -> list[Problem]:
     problems: list[Problem] = []
-    root = repo_root.resolve()
+    root = real_folder(repo_root)
     for i, task in enumerate(dep.tasks):
         path = notebook_path(folder, task)
         key = ("tasks", i, "notebook") if task.notebook else ("tasks", i, "task_key")
@@ -346,7 +384,7 @@ def _file_problems(
                     f"notebook '{task.notebook_file}' not found in {doc.shown.rsplit('/', 1)[0]}/",
                 )
             )
-        elif not path.resolve().is_relative_to(root):
+        elif not real_path(path).is_relative_to(root):
             problems.append(
                 doc.problem(
                     key,

@@ -7,7 +7,6 @@ deploy needs no build front end and no isolated build environment per lib.
 
 from __future__ import annotations
 
-import posixpath
 import tempfile
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -21,20 +20,9 @@ from meshops.targets.base import Target, one_line
 HATCHLING = "hatchling.build"
 
 
-def wanted(plans: Iterable[JobPlan], artifacts_path: str) -> dict[str, Lib]:
-    """Wheel path in a payload -> the workspace lib it is built from (not user-given wheels)."""
-    out: dict[str, Lib] = {}
-    for p in plans:
-        by_file = {lib.wheel: lib for lib in p.flow.libs}
-        for task in p.payload.get("tasks", []):
-            for library in task.get("libraries", []):
-                path = library.get("whl")
-                if not isinstance(path, str) or not path.startswith(artifacts_path + "/"):
-                    continue
-                lib = by_file.get(posixpath.basename(path))
-                if lib is not None:
-                    out[path] = lib
-    return out
+def wanted(plans: Iterable[JobPlan]) -> dict[str, Lib]:
+    """Wheel path in the plans' settings -> the workspace lib it is built from."""
+    return {path: lib for p in plans for path, lib in p.wheels.items()}
 
 
 def build(lib: Lib, repo_root: Path, out_dir: Path) -> Path:
@@ -71,11 +59,9 @@ def build(lib: Lib, repo_root: Path, out_dir: Path) -> Path:
     return wheel
 
 
-def publish(
-    target: Target, plans: Sequence[JobPlan], repo_root: Path, artifacts_path: str
-) -> list[str]:
+def publish(target: Target, plans: Sequence[JobPlan], repo_root: Path) -> list[str]:
     """Build every wheel `plans` need (each lib once) and upload it; returns the paths written."""
-    paths = wanted(plans, artifacts_path)
+    paths = wanted(plans)
     if not paths:
         return []
     with tempfile.TemporaryDirectory(prefix="meshops-wheels-") as tmp:

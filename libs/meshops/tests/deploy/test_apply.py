@@ -10,8 +10,9 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from databricks.sdk.service.jobs import JobSettings
 
-from meshops import config, deploy, discover, plan
+from meshops import config, deploy, discover, identity, plan
 from meshops.context import Context
 from meshops.deploy import Action
 from meshops.errors import MeshopsError
@@ -20,7 +21,7 @@ from meshops.state import StatePaths
 from meshops.targets.databricks import DatabricksTarget
 from meshops.targets.local import LocalTarget
 from meshops.testing.mesh import synthetic
-from meshops.testing.workspace_double import WorkspaceDouble
+from meshops.testing.workspace import WorkspaceDouble
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +57,7 @@ def ctx_for(root: Path, env: str = "dev") -> Context:
 
 def plans_of(root: Path, env: str = "dev") -> list[JobPlan]:
     mesh = discover.scan(root)
-    return plan.build(ctx_for(root, env), mesh, mesh.flows)
+    return plan.build(identity.of(ctx_for(root, env)), mesh, mesh.flows)
 
 
 def run_apply(
@@ -66,8 +67,7 @@ def run_apply(
         plans,
         target,  # type: ignore[arg-type]
         repo_root=root,
-        artifacts_path=ARTIFACTS,
-        env=plans[0].env,
+        env=plans[0].ident.env,
         **kw,  # type: ignore[arg-type]
     )
 
@@ -217,8 +217,8 @@ def test_partial_failure_reports_each_job_and_a_rerun_converges(
     bad = plans[2].job_name
     original = target.create_job
 
-    def flaky(settings: dict, acl: list) -> int:  # type: ignore[type-arg]
-        if settings["name"] == bad:
+    def flaky(settings: JobSettings, acl: list) -> int:  # type: ignore[type-arg]
+        if settings.name == bad:
             ws.fail_next("POST", CREATE, status=500, message=f"Internal error creating {bad}.")
         return original(settings, acl)
 
@@ -275,8 +275,8 @@ def test_duplicates_from_a_retried_create_are_removed_on_the_next_deploy(
     client = ws.client()
     target = DatabricksTarget(client)
     p = plans_of(mesh50)[0]
-    first = target.create_job(p.tagged_payload(), p.permissions())
-    second = target.create_job(p.tagged_payload(), p.permissions())
+    first = target.create_job(p.tagged_settings(), p.acl())
+    second = target.create_job(p.tagged_settings(), p.acl())
     ws.request_log.clear()
 
     report = run_apply(mesh50, target, [p])

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from meshops import deploy, discover, plan
+from meshops import deploy, discover, identity, plan
 from meshops.context import Context
 from meshops.deploy import Action
 from meshops.errors import MeshopsError
 from meshops.plan import HASH_TAG, JobPlan
 from meshops.targets.databricks import DatabricksTarget
 from meshops.testing.mesh import FlowDef, write_flow
-from meshops.testing.workspace_double import CHAOS_MODES, WorkspaceDouble
+from meshops.testing.workspace import CHAOS_MODES, WorkspaceDouble
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def plans_of(root: Path) -> list[JobPlan]:
         root, "dev", "jane.doe@acme.example", "feat-x", "1a2b3c4d" * 5, None, "https://g/x"
     )
     mesh = discover.scan(root)
-    return plan.build(ctx, mesh, mesh.flows)
+    return plan.build(identity.of(ctx), mesh, mesh.flows)
 
 
 def assert_truthful(report: deploy.DeployReport, ws: WorkspaceDouble) -> None:
@@ -73,7 +73,6 @@ def test_deploys_under_faults_converge_to_one_job_per_name(
                 plans,
                 target,
                 repo_root=mesh100,
-                artifacts_path=ARTIFACTS,
                 env="dev",
                 max_parallel=8,
             )

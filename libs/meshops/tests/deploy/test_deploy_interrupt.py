@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from meshops.testing.mesh import FlowDef, commit_all, write_flow
-from meshops.testing.workspace_double import WorkspaceDouble
+from meshops.testing.workspace import WorkspaceDouble
 
 pytestmark = pytest.mark.integration
 

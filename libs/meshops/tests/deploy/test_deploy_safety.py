@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from databricks.sdk.service.jobs import JobSettings
 
-from meshops import context, deploy, discover, plan
+from meshops import context, deploy, discover, identity, plan
 from meshops.context import Context
 from meshops.deploy import Action
 from meshops.errors import MeshopsError
@@ -18,7 +19,7 @@ from meshops.state import StatePaths
 from meshops.targets.databricks import DatabricksTarget
 from meshops.targets.local import LocalTarget
 from meshops.testing.mesh import FlowDef, commit_all, write_flow
-from meshops.testing.workspace_double import WorkspaceDouble
+from meshops.testing.workspace import WorkspaceDouble
 
 pytestmark = pytest.mark.integration
 
@@ -72,11 +73,11 @@ def test_a_create_whose_answer_is_lost_leaves_exactly_one_job(
         ws.fail_next("POST", CREATE, status=int(fault.split()[0]), after_commit=True)
     target = DatabricksTarget(ws.client())
     mesh = discover.scan(repo)
-    (p,) = plan.build(ctx_of(repo), mesh, [mesh.find(repo / FlowDef(name="ingest").rel)])
-
-    report = deploy.apply(
-        [p], target, repo_root=repo, artifacts_path=ARTIFACTS, env="dev", max_parallel=1
+    (p,) = plan.build(
+        identity.of(ctx_of(repo)), mesh, [mesh.find(repo / FlowDef(name="ingest").rel)]
     )
+
+    report = deploy.apply([p], target, repo_root=repo, env="dev", max_parallel=1)
 
     (result,) = report.results
     assert result.action == Action.CREATED, result.reason
@@ -106,7 +107,7 @@ def test_single_attempt_create_client_does_not_resend(ws: WorkspaceDouble) -> No
     assert names_of(ws) == ["plain_sdk", "plain_sdk"]  # the defect, at the SDK level
     ws.drop_next("POST", CREATE)
     with pytest.raises(Exception, match="(?i)connection|aborted|closed"):
-        DatabricksTarget(ws.client()).create_job({"name": "via_target"}, [])
+        DatabricksTarget(ws.client()).create_job(JobSettings(name="via_target"), [])
     assert names_of(ws).count("via_target") == 1
 
 
@@ -115,8 +116,8 @@ def test_single_attempt_create_client_does_not_resend(ws: WorkspaceDouble) -> No
 
 def test_a_second_deploy_refuses_while_the_lock_is_held(ws: WorkspaceDouble, repo: Path) -> None:
     target = DatabricksTarget(ws.client())
-    ctx = ctx_of(repo)
-    path = deploy.lock_path(ctx, ARTIFACTS)
+    ident = identity.of(ctx_of(repo))
+    path = deploy.lock_path(ident, ARTIFACTS)
     holder = deploy.LockHolder(
         id="other",
         user="john.roe@acme.example",
@@ -124,7 +125,7 @@ def test_a_second_deploy_refuses_while_the_lock_is_held(ws: WorkspaceDouble, rep
         pid=4242,
         since="2026-01-02T03:04:05+00:00",
         env="dev",
-        deployment=ctx.deployment,
+        deployment=ident.id,
     )
     with deploy.deploy_lock(target, path, holder):
         assert path in ws.files()
@@ -144,7 +145,7 @@ def test_the_lock_is_held_during_the_writes_and_released_after(
 ) -> None:
     target = DatabricksTarget(ws.client())
     seen: list[dict[str, object]] = []
-    path = deploy.lock_path(ctx_of(repo), ARTIFACTS)
+    path = deploy.lock_path(identity.of(ctx_of(repo)), ARTIFACTS)
     original = target.create_job
 
     def create(settings, acl):  # type: ignore[no-untyped-def]
@@ -193,7 +194,7 @@ def test_two_deploys_at_once_create_each_job_once(ws: WorkspaceDouble, repo: Pat
 def test_force_lock_takes_a_stale_lock_on_the_local_target(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
     ctx = ctx_of(repo)
     target = LocalTarget(StatePaths.for_repo(repo), ctx.user)
-    path = deploy.lock_path(context.detect(repo, env="dev", environ={}), ARTIFACTS)
+    path = deploy.lock_path(identity.of(context.detect(repo, env="dev", environ={})), ARTIFACTS)
     stale = deploy.LockHolder(
         "dead", "x@y", "gone-host", 1, "2020-01-01T00:00:00+00:00", "dev", "d"
     )

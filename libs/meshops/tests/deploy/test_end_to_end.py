@@ -29,7 +29,7 @@ from meshops.testing.mesh import (
     write_flow,
     write_lib,
 )
-from meshops.testing.workspace_double import WorkspaceDouble
+from meshops.testing.workspace import WorkspaceDouble
 
 pytestmark = pytest.mark.integration
 
@@ -74,9 +74,12 @@ def make_clone(tmp_path: Path, source_root: Path) -> Path:
 
 
 def release(clone: Path) -> None:
-    """feat-x merged into main and released as v1.0.0 (the branch stays until deleted)."""
+    """feat-x merged into main on the remote and released as v1.0.0 (the branch stays until
+    deleted); prod deploys only a tag origin/main holds."""
+    git(clone.parent / "origin", "merge", "-q", "--ff-only", "feat-x")
+    git(clone, "fetch", "-q", "origin")
     git(clone, "checkout", "-q", "main")
-    git(clone, "merge", "-q", "--ff-only", "feat-x")
+    git(clone, "merge", "-q", "--ff-only", "origin/main")
     git(clone, "tag", "v1.0.0")
 
 

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from meshops import deploy, discover, plan
+from meshops import deploy, discover, identity, plan
 from meshops.context import Context
 from meshops.janitor import (
     DAY,
     Asset,
-    Deployment,
     Finding,
     ProdAssetError,
     ProdGuard,
@@ -31,7 +30,7 @@ from meshops.targets.base import Target
 from meshops.targets.databricks import DatabricksTarget
 from meshops.targets.local import LocalTarget
 from meshops.testing.mesh import FlowDef, commit_all, git, write_flow
-from meshops.testing.workspace_double import WorkspaceDouble
+from meshops.testing.workspace import WorkspaceDouble
 
 TAXI = "orgs/acme/domains/transport/projects/taxinyc"
 REVENUE = f"{TAXI}/flows/prep/revenue"
@@ -64,10 +63,8 @@ def ctx(repo: Path, branch: str, commit: str, env: str = "dev") -> Context:
 
 def deploy_to(target: Target, c: Context) -> str:
     mesh = discover.scan(c.repo_root)
-    (p,) = plan.build(c, mesh, mesh.flows)
-    report = deploy.apply(
-        [p], target, repo_root=c.repo_root, artifacts_path="/Volumes/a/b/c", env=c.env
-    )
+    (p,) = plan.build(identity.of(c), mesh, mesh.flows)
+    report = deploy.apply([p], target, repo_root=c.repo_root, env=c.env)
     assert report.results[0].action == deploy.Action.CREATED
     return p.job_name
 
@@ -92,7 +89,7 @@ def local_schema(repo: Path, name: str, deployment: str | None = None) -> None:
     folder = StatePaths.for_repo(repo).warehouse / f"{CATALOG}__{name}.db"
     folder.mkdir(parents=True)
     if deployment:
-        (folder / plan.SCHEMA_MARKER).write_text(json.dumps({"meshops.deployment": deployment}))
+        (folder / identity.SCHEMA_MARKER).write_text(json.dumps({"meshops.deployment": deployment}))
 
 
 # ---------------------------------------------------------------- branches
@@ -123,7 +120,7 @@ def test_deleted_branch_makes_jobs_and_schemas_stale_prod_stays(
     gone = deploy_to(target, ctx(repo, "old-y", OLD))
     live = deploy_to(target, ctx(repo, "feat-x", A))
     prod = deploy_to(target, ctx(repo, "main", C, "prod"))
-    old_commit = ctx(repo, "old-y", OLD).short_commit
+    old_commit = ctx(repo, "old-y", OLD).commit[:8]
     old = f"dev_janedoe_oldy_{old_commit}"
     add_schema(ws, f"{old}_revenue", old)
     add_schema(ws, "dev_janedoe_featx_aaaa1111_revenue", "dev_janedoe_featx_aaaa1111")
@@ -211,7 +208,7 @@ def test_prod_guard_refuses_and_deletes_nothing_even_when_asked(
     assert len(found.stale) == 1
     (prod_id,) = [i for i, j in ws.jobs().items() if j["settings"]["name"] == prod]
     prod_job = ws.jobs()[prod_id]["settings"]
-    dev = Deployment.parse(found.stale[0].asset.deployment.id)
+    dev = identity.parse_id(found.stale[0].asset.deployment.id, repo)
     assert dev is not None
     asked = [
         # the real prod job, dressed up with a dev deployment
@@ -219,7 +216,14 @@ def test_prod_guard_refuses_and_deletes_nothing_even_when_asked(
         # the prod schema, claimed for a dev deployment
         Asset("schema", f"{CATALOG}.revenue", dev, 0),
         # a prod deployment outright
-        Asset("job", prod, Deployment("prod", "x", "y", "abcdef01"), 0, prod_id, REVENUE),
+        Asset(
+            "job",
+            prod,
+            identity.of(Context(repo, "prod", "x", "y", "abcdef01", None, "")),
+            0,
+            prod_id,
+            REVENUE,
+        ),
     ]
     for asset in asked:
         doctored = Survey(stale=[*found.stale, Finding(asset, "asked to")])
@@ -235,11 +239,11 @@ def test_prod_guard_refuses_and_deletes_nothing_even_when_asked(
 
 @pytest.mark.unit
 def test_guard_reasons(repo: Path) -> None:
-    from meshops.janitor import Names
+    from meshops.janitor import MeshNames
 
-    names = Names(repo, [REVENUE])
+    names = MeshNames(repo, [REVENUE])
     guard = ProdGuard(names)
-    dev = Deployment("dev", "janedoe", "featx", "aaaa1111")
+    dev = identity.parse_id("dev_janedoe_featx_aaaa1111", repo)
     job = "transport_taxinyc_dev_revenue_janedoe_featx_aaaa1111"
     tags = {"deployment": dev.id, "meshops_flow": REVENUE}
     guard.check(Asset("job", job, dev, 0, 1, REVENUE, tags))
@@ -283,7 +287,8 @@ def test_guard_reasons(repo: Path) -> None:
         ),
         (
             Asset("schema", "x", replace(dev, env="prod"), 0),
-            ("deployment 'prod_janedoe_featx_aaaa1111' is not a dev deployment"),
+            # one id format: a prod identity's id is `prod`, whatever its other parts
+            ("deployment 'prod' is not a dev deployment"),
         ),
     ]
     for asset, why in cases:
@@ -353,8 +358,10 @@ def test_ambiguous_schema_names_are_left_alone_unless_a_job_decides(repo: Path) 
     assert [f.reason for f in found.kept] == [
         "no evidence meshops created it: its meshops.deployment property is missing; left alone"
     ]
-    marker = StatePaths.for_repo(repo).warehouse / f"{CATALOG}__{schema}.db" / plan.SCHEMA_MARKER
-    marker.write_text(json.dumps({"meshops.deployment": c.deployment}))
+    marker = (
+        StatePaths.for_repo(repo).warehouse / f"{CATALOG}__{schema}.db" / identity.SCHEMA_MARKER
+    )
+    marker.write_text(json.dumps({"meshops.deployment": identity.of(c).id}))
     found, _ = survey(c, discover.scan(repo), target, branches={"main"})
     assert names_of(found.stale) == sorted(
         [f"{CATALOG}.{schema}", "transport_taxinyc_dev_revenue_a_b_c0ffee00_deadbeef"]

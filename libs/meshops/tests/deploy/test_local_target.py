@@ -7,13 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from databricks.sdk.service.jobs import JobSettings
 
-from meshops import context, deploy, discover, naming
+from meshops import context, deploy, discover, identity, naming
 from meshops.errors import InvalidInput, MeshopsError
-from meshops.janitor import Deployment, Finding, ProdGuard, Survey, clean, survey
-from meshops.plan import SCHEMA_MARKER
+from meshops.identity import SCHEMA_MARKER
+from meshops.janitor import Finding, ProdGuard, Survey, clean, survey
+from meshops.spec import load_specs
 from meshops.state import StatePaths
-from meshops.targets.local import JobRegistry, LocalTarget, job_context, worktree
+from meshops.targets.local import JobRegistry, LocalTarget, job_identity, worktree
 from meshops.testing.mesh import FlowDef, commit_all, git, write_flow
 
 pytestmark = pytest.mark.unit
@@ -86,14 +88,14 @@ def test_job_context_gives_the_deployed_names(repo: Path, cli: Cli) -> None:
     commit = commit_all(repo, "change")
     assert cli(repo, "deploy", "--target", "local")[0] == 0
     (job,) = JobRegistry(StatePaths.for_repo(repo).jobs_db).all()
-    ctx = job_context(job, repo)
-    assert (ctx.env, ctx.commit, ctx.user_slug, ctx.branch_slug) == (
+    ident = job_identity(job.as_deployed(), repo, job.deployed_by)
+    assert (ident.env, ident.commit, ident.user, ident.branch) == (
         "dev",
         commit,
         "janedoe",
         "featureunicodebranch",
     )
-    assert naming.for_notebook(ctx, repo / REVENUE / "aggregate.py").job == job.name
+    assert naming.names(ident, repo / REVENUE / "aggregate.py").job == job.name
 
 
 def test_run_job_of_an_unknown_job_is_one_line(repo: Path, cli: Cli) -> None:
@@ -116,16 +118,18 @@ def test_existing_clusters_are_resolved_from_the_workspace(repo: Path) -> None:
             return dict(self.clusters)
 
     ctx = context.detect(repo, env="dev", environ={})
+    ident = identity.of(ctx)
     mesh = discover.scan(repo)
+    specs = load_specs(mesh, mesh.flows)
     target = Workspace(StatePaths.for_repo(repo), ctx.user)
     target.clusters = {"shared-etl": "0101-abc"}
-    (p,) = deploy.plans_for(ctx, mesh, mesh.flows, target)
+    (p,) = deploy.plans_for(ident, mesh, mesh.flows, specs, target)
     assert p.payload["tasks"][0]["existing_cluster_id"] == "0101-abc"
     target.clusters = {}
     with pytest.raises(InvalidInput, match="existing_cluster_name 'shared-etl': no cluster of"):
-        deploy.plans_for(ctx, mesh, mesh.flows, target)
+        deploy.plans_for(ident, mesh, mesh.flows, specs, target)
     local = LocalTarget(StatePaths.for_repo(repo), ctx.user)  # offline ids stay
-    (p,) = deploy.plans_for(ctx, mesh, mesh.flows, local)
+    (p,) = deploy.plans_for(ident, mesh, mesh.flows, specs, local)
     assert p.payload["tasks"][0]["existing_cluster_id"] == "unresolved:shared-etl"
 
 
@@ -149,12 +153,15 @@ def test_failed_deletions_are_reported_and_the_rest_still_go(repo: Path) -> None
             raise PermissionError(f"schema {full_name} is locked")
 
     target = Stuck(StatePaths.for_repo(repo), "jane.doe@acme.example")
-    dev = Deployment("dev", "janedoe", "oldy", "01d0c0de")
+    dev = identity.parse_id("dev_janedoe_oldy_01d0c0de", repo)
     ctx = context.detect(repo, env="dev", environ={})
     mesh = discover.scan(repo)
-    job_name = naming.for_notebook(dev.context(repo), f"{REVENUE}/_.py").job
+    job_name = naming.names(dev, f"{REVENUE}/_.py").job
     target.create_job(
-        {"name": job_name, "tags": {"deployment": dev.id, "meshops_flow": REVENUE}}, []
+        JobSettings.from_dict(
+            {"name": job_name, "tags": {"deployment": dev.id, "meshops_flow": REVENUE}}
+        ),
+        [],
     )
     schema = f"acme_transport_taxinyc__{dev.id}_revenue.db"
     (target.state.warehouse / schema).mkdir(parents=True)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meshops import context, naming
+from meshops import context, discover, identity, naming
 from meshops.context import Context
 from meshops.errors import InvalidInput
 
@@ -21,17 +21,23 @@ def ctx(root: Path, env: str, user: str = "u@acme.example", branch: str = "prod"
     return Context(root, context.check_env(env), user, branch, COMMIT, None, "https://g/x")
 
 
+def ident(
+    root: Path, env: str, user: str = "u@acme.example", branch: str = "prod"
+) -> identity.Identity:
+    return identity.of(ctx(root, env, user, branch))
+
+
 def rel(domain: str, project: str, flow: str, org: str = "acme") -> str:
     return f"orgs/{org}/domains/{domain}/projects/{project}/flows/prep/{flow}"
 
 
 def test_the_contrived_collision_is_refused_with_both_flows_named(mesh_repo: Path) -> None:
     """Dev job of a/b/c on branch `prod` was the prod job of project `b_dev_c_u`, flow 1a2b3c4d."""
-    dev = ctx(mesh_repo, "dev")
+    dev = ident(mesh_repo, "dev")
     a, b = rel("a", "b", "c"), rel("a", "b_dev_c_u", "1a2b3c4d")
-    assert naming.for_notebook(dev, f"{a}/_.py").job == "a_b_dev_c_u_prod_1a2b3c4d"
+    assert naming.names(dev, f"{a}/_.py").job == "a_b_dev_c_u_prod_1a2b3c4d"
     with pytest.raises(InvalidInput) as caught:
-        naming.for_notebook(dev.with_env("prod"), f"{b}/_.py")
+        naming.names(dev.with_env("prod"), f"{b}/_.py")
     assert str(caught.value) == (
         f"{b}/_: project folder 'b_dev_c_u' has 'dev' as an underscore-separated part, reserved "
         "for env names (local, dev, prod) so that a dev name can never equal another flow's prod "
@@ -45,8 +51,8 @@ def test_check_mesh_names_both_flows_whatever_the_templates(
     mesh_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The mesh-wide check holds even if the folder rule were bypassed."""
-    monkeypatch.setattr(naming, "ENV_TOKENS", ())
-    dev = ctx(mesh_repo, "dev")
+    monkeypatch.setattr(discover, "ENV_TOKENS", ())
+    dev = ident(mesh_repo, "dev")
     a, b = rel("a", "b", "c"), rel("a", "b_dev_c_u", "1a2b3c4d")
     with pytest.raises(InvalidInput) as caught:
         naming.check_mesh(dev, [a], [a, b])
@@ -86,14 +92,14 @@ def test_no_dev_or_local_name_is_ever_a_prod_name(
 ) -> None:
     """Over generated folders, users and branches: a collision is always refused up front."""
     flow_a, flow_b = rel(*a), rel(*b)
-    other = ctx(mesh_repo, env, user, branch)
+    other = ident(mesh_repo, env, user, branch)
     try:
-        mine = naming.for_notebook(other, f"{flow_a}/_.py")
-        prod = naming.for_notebook(other.with_env("prod"), f"{flow_b}/_.py")
+        mine = naming.names(other, f"{flow_a}/_.py")
+        prod = naming.names(other.with_env("prod"), f"{flow_b}/_.py")
     except InvalidInput as exc:
         assert "reserved for env names" in str(exc)
         tokens = {t for part in (*a, *b) for t in part.split("_")}
-        assert tokens & set(naming.ENV_TOKENS)
+        assert tokens & set(discover.ENV_TOKENS)
         return
     prod_names = {prod.job, prod.schema, prod.pipeline}
     assert not {mine.job, mine.schema, mine.pipeline} & prod_names

@@ -27,7 +27,8 @@ def steps(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def nox_sessions(root: Path) -> set[str]:
-    """Session names of noxfile.py: the `name=` given, else the function name."""
+    """Session names of noxfile.py: the `name=` given, else the function name (sessions are
+    declared with `nox.session` or with noxfile's `shared`, which wraps it)."""
     tree = ast.parse((root / "noxfile.py").read_text())
     names = set()
     for fn in tree.body:
@@ -35,7 +36,7 @@ def nox_sessions(root: Path) -> set[str]:
             continue
         for deco in fn.decorator_list:
             target = deco.func if isinstance(deco, ast.Call) else deco
-            if ast.unparse(target) != "nox.session":
+            if ast.unparse(target) not in ("nox.session", "shared"):
                 continue
             given = [
                 k.value.value

@@ -45,9 +45,15 @@ def test_better_by_margin_is_promoted() -> None:
     )
 
 
-@pytest.mark.parametrize(("challenger", "expected_gain"), [(0.98, 0.02), (1.2, -0.2)])
+@pytest.mark.parametrize(
+    ("challenger", "expected_gain", "reason"),
+    [
+        (0.98, 0.02, "rmse improved by 2.00%, less than the 5.00% needed"),
+        (1.2, -0.2, "rmse worse by 20.00%; an improvement of 5.00% is needed"),
+    ],
+)
 def test_better_by_less_than_margin_or_worse_is_not_promoted(
-    challenger: float, expected_gain: float
+    challenger: float, expected_gain: float, reason: str
 ) -> None:
     d = decide(
         challenger_version="3",
@@ -58,7 +64,7 @@ def test_better_by_less_than_margin_or_worse_is_not_promoted(
     )
     assert not d.promote
     assert d.relative_improvement == pytest.approx(expected_gain)
-    assert "less than the 5.00% needed" in d.reason
+    assert d.reason == reason
 
 
 def test_non_finite_challenger_is_never_promoted() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from meshops import context, discover, naming
+from meshops import context, discover, identity, naming
 from meshops.context import find_repo_root
 from meshops.engine import flowrun, session
 from meshops.state import StatePaths
@@ -74,8 +74,8 @@ def registry(repo: Path) -> MlflowClient:
 
 def test_train_validate_score_and_monitor(repo: Path, spark: Any) -> None:
     ctx = context.detect(repo, env="local", environ={})
-    model = naming.model(ctx, repo / REL / "training.py")
-    schema = naming.for_notebook(ctx, repo / REL / "training.py").schema
+    model = naming.model(identity.of(ctx), repo / REL / "training.py")
+    schema = naming.names(identity.of(ctx), repo / REL / "training.py").schema
 
     first = run(repo, max_iter="40")
     assert first.ok, [(t.key, t.status, t.error) for t in first.record.tasks]

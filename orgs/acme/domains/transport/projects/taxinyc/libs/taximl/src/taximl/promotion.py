@@ -86,5 +86,8 @@ def decide(
     if gain >= margin:
         reason = f"{metric} improved by {gain:.2%} (needed {margin:.2%})"
         return replace(base, promote=True, reason=reason, relative_improvement=gain)
-    reason = f"{metric} improved by {gain:.2%}, less than the {margin:.2%} needed"
+    if gain < 0:
+        reason = f"{metric} worse by {-gain:.2%}; an improvement of {margin:.2%} is needed"
+    else:
+        reason = f"{metric} improved by {gain:.2%}, less than the {margin:.2%} needed"
     return replace(base, reason=reason, relative_improvement=gain)
