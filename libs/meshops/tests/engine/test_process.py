@@ -46,7 +46,7 @@ def test_flow_process_sets_up_the_run_and_restores_everything(
     before = snapshot()
 
     with process.flow_process(repo, folder, state) as secrets:
-        assert secrets == {"MESHOPS_SECRET_KV_KEY": "kv-process-value"}
+        assert secrets == {"MESHOPS_SECRET_KV_KEY": "kv-process-value"}  # pragma: allowlist secret
         assert "DATABRICKS_TOKEN" not in os.environ
         assert Path.cwd() == folder
         assert sys.path[:2] == [str(folder), str(repo)]
