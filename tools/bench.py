@@ -76,10 +76,11 @@ def bench(rows: int, keep: bool, commit: str) -> tuple[float, float]:
     landing = state / "volumes" / "samples" / "nyctaxi" / "landing" / "trips"
     console.print(f"[bold]{rows:,} trips[/bold]: generating and ingesting (not timed)")
     taxigen.write(landing, rows=rows, seed=42)
-    meshops("run", INGEST, env=env)
+    pin = ("--commit", commit)  # names must not move if someone commits during the bench
+    for branch in ("bench-runner", "bench-baseline"):  # revenue reads its deployment's ingest
+        meshops(*pin, "--branch", branch, "run", INGEST, env=env)
 
     console.print("  runner: one process, shared session")
-    pin = ("--commit", commit)  # names must not move if someone commits during the bench
     runner = meshops(*pin, "--branch", "bench-runner", "run", REVENUE, env=env)
     console.print(f"  runner: {runner:.1f} s")
     console.print("  baseline: a fresh process per task")

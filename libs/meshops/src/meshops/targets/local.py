@@ -72,9 +72,6 @@ class RegisteredJob:
             created_ms=int(self.created * 1000),
         )
 
-    def parameters(self) -> dict[str, str]:
-        return self.as_deployed().parameters
-
 
 class JobRegistry(SqliteFile):
     """SQLite file of deployed jobs; one short transaction per call (safe across processes)."""

@@ -1,4 +1,4 @@
-"""Landing files -> the clean trips table (`samples.nyctaxi.trips`) every taxinyc flow reads.
+"""Landing files -> a clean trips table (the ingest flow's own `trips`; taxigen's sample table).
 
 Cleaning rules, applied in this order:
 
