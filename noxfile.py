@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -169,19 +170,56 @@ def venv_run(
 # ---------------------------------------------------------------- sessions
 
 
+LINTED_FOLDERS = ("orgs", "libs", "tools")
+"""Where teams and the platform add code: new files there are linted before git tracks them."""
+_FILE_CHOICES = ("--all-files", "-a", "--files", "--from-ref", "--to-ref", "-s", "-o")
+
+
+def untracked_files(root: Path) -> list[str]:
+    """Files under LINTED_FOLDERS that git neither tracks nor ignores (a new team's notebook,
+    deployment.yml, lib...), relative to `root`, in path order.
+
+    `pre-commit run --all-files` sees only the files git tracks, so these would pass unlinted.
+    """
+    found = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard", "-z", "--", *LINTED_FOLDERS],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return sorted(name for name in found.stdout.split("\0") if name)
+
+
+def untracked_note(files: Sequence[str]) -> str:
+    """The one line lint shows about the untracked files it lints too."""
+    shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    where = ", ".join(f"{folder}/" for folder in LINTED_FOLDERS)
+    return (
+        f"{len(files)} file(s) under {where} that git does not track yet "
+        f"(pre-commit --all-files skips them) are linted too: {shown}; `git add` them to commit"
+    )
+
+
 @shared
 def lint(session: nox.Session) -> None:
-    """Run every pre-commit hook on all files (ruff, mypy, yaml, secrets, workflows, specs)."""
-    venv = install_workspace(session)  # mypy and `meshops validate` hooks run from the workspace
-    venv_run(
-        session,
-        venv,
-        "pre-commit",
-        "run",
-        "--all-files",
-        "--show-diff-on-failure",
-        *session.posargs,
-    )
+    """Every pre-commit hook on all files (ruff, mypy, yaml, secrets, workflows, specs), and
+    on the new files under orgs/, libs/ and tools/ that git does not track yet."""
+    venv = install_workspace(session)
+    # mypy and `meshops validate` run from the workspace: tools/in_workspace.py finds it here
+    env = {"MESHOPS_PYTHON": str(_python(venv))}
+    untracked: list[str] = []
+    if not any(arg.split("=", 1)[0] in _FILE_CHOICES for arg in session.posargs):
+        try:
+            untracked = untracked_files(ROOT)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            session.warn(f"untracked files not linted: git ls-files failed ({exc})")
+        if untracked:
+            session.warn(untracked_note(untracked))
+    hooks = ["pre-commit", "run", "--show-diff-on-failure", *session.posargs]
+    venv_run(session, venv, *hooks, "--all-files", env=env)
+    if untracked:
+        venv_run(session, venv, *hooks, "--files", *untracked, env=env)
 
 
 def _changed_option(args: Sequence[str]) -> tuple[list[str], bool, str | None]:

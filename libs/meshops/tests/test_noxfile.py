@@ -108,3 +108,122 @@ def test_a_worker_count_given_to_pytest_wins(noxfile: ModuleType) -> None:
     assert noxfile._sets_workers(["-n4"])
     assert noxfile._sets_workers(["--numprocesses=auto"])
     assert not noxfile._sets_workers(["-m", "unit", "--no-header"])
+
+
+# ---- lint: new files git does not track yet ----------------------------------------------------
+
+
+@pytest.fixture
+def new_team(tmp_path: Path) -> Path:
+    """A repository where a team added files it has not `git add`ed yet."""
+    from meshops.testing.mesh import git, init_repo
+
+    root = tmp_path / "repo"
+    (root / "orgs" / "acme").mkdir(parents=True)
+    (root / "orgs" / "acme" / "tracked.py").write_text("x = 1\n")
+    (root / ".gitignore").write_text(".meshops/\n__pycache__/\n")
+    init_repo(root)
+    flow = root / "orgs" / "people" / "domains" / "hr" / "projects" / "staff" / "flows" / "prep"
+    for rel in (
+        flow / "headcount" / "deployment.yml",
+        flow / "headcount" / "count.py",
+        root / "libs" / "peoplelib" / "src" / "peoplelib" / "__init__.py",
+        root / "tools" / "newtool.py",
+        # ignored or outside the linted folders: not listed
+        flow / "headcount" / "__pycache__" / "count.cpython-311.pyc",
+        root / "orgs" / ".meshops" / "state.db",
+        root / "scratch.py",
+        root / "course" / "notes.py",
+    ):
+        rel.parent.mkdir(parents=True, exist_ok=True)
+        rel.write_text("x = 1\n")
+    (root / "libs" / "staged.py").write_text("y = 2\n")
+    git(root, "add", "libs/staged.py")  # staged is tracked: --all-files sees it
+    return root
+
+
+FLOW = "orgs/people/domains/hr/projects/staff/flows/prep/headcount"
+UNTRACKED = [
+    "libs/peoplelib/src/peoplelib/__init__.py",
+    f"{FLOW}/count.py",
+    f"{FLOW}/deployment.yml",
+    "tools/newtool.py",
+]
+
+
+def test_untracked_files_are_the_new_unignored_files_of_the_team_folders(
+    noxfile: ModuleType, new_team: Path
+) -> None:
+    assert noxfile.untracked_files(new_team) == UNTRACKED
+
+
+class LintSession:
+    """What the lint session uses of a nox session: arguments, warnings."""
+
+    def __init__(self, posargs: list[str]) -> None:
+        self.posargs = posargs
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def _lint(
+    noxfile: ModuleType, root: Path, monkeypatch: pytest.MonkeyPatch, posargs: list[str]
+) -> tuple[LintSession, list[tuple[tuple[str, ...], dict[str, str]]]]:
+    calls: list[tuple[tuple[str, ...], dict[str, str]]] = []
+    venv = root / ".nox" / "workspace"
+    monkeypatch.setattr(noxfile, "ROOT", root)
+    monkeypatch.setattr(noxfile, "install_workspace", lambda session: venv)
+    monkeypatch.setattr(
+        noxfile,
+        "venv_run",
+        lambda session, venv, *args, env=None, **_: calls.append((args, dict(env or {}))),
+    )
+    session = LintSession(posargs)
+    noxfile.lint(session)
+    return session, calls
+
+
+def test_lint_says_in_one_line_that_it_lints_untracked_files_too(
+    noxfile: ModuleType, new_team: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, calls = _lint(noxfile, new_team, monkeypatch, [])
+    assert session.warnings == [
+        "4 file(s) under orgs/, libs/, tools/ that git does not track yet (pre-commit "
+        f"--all-files skips them) are linted too: {', '.join(UNTRACKED)}; `git add` them to "
+        "commit"
+    ]
+    hooks = ("pre-commit", "run", "--show-diff-on-failure")
+    assert [args for args, _ in calls] == [
+        (*hooks, "--all-files"),
+        (*hooks, "--files", *UNTRACKED),  # every hook: ruff, yaml, secrets, meshops validate
+    ]
+    python = new_team / ".nox" / "workspace" / noxfile.BIN / "python"
+    assert all(env == {"MESHOPS_PYTHON": str(python)} for _, env in calls)
+
+
+def test_lint_of_a_clean_tree_runs_the_hooks_once(
+    noxfile: ModuleType, new_team: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meshops.testing.mesh import commit_all
+
+    commit_all(new_team, "the team's files")
+    session, calls = _lint(noxfile, new_team, monkeypatch, ["ruff-check"])
+    assert session.warnings == []
+    assert [args[-2:] for args, _ in calls] == [("ruff-check", "--all-files")]
+
+
+def test_lint_with_files_chosen_by_hand_adds_none(
+    noxfile: ModuleType, new_team: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, calls = _lint(noxfile, new_team, monkeypatch, ["--files", "tools/newtool.py"])
+    assert session.warnings == []
+    assert len(calls) == 1
+
+
+def test_many_untracked_files_still_make_one_line(noxfile: ModuleType) -> None:
+    note = noxfile.untracked_note([f"orgs/f{i}.py" for i in range(40)])
+    assert "\n" not in note
+    assert note.startswith("40 file(s) under orgs/, libs/, tools/")
+    assert "orgs/f4.py and 35 more;" in note

@@ -87,12 +87,27 @@ class Settings(StrictModel):
     artifacts_path: str = Field(
         description="where wheels of the libs are uploaded; one folder per deployment"
     )
+    pipeline_sources_path: str = Field(
+        default="/Workspace/Shared/meshops/pipelines",
+        description="workspace folder the pipelines' source files are synced to; one folder "
+        "per deployment (and per release), as for wheels",
+    )
     prod_run_as: RunAs
     viewers_group: str | None = None
     failure_emails: list[str] = Field(default_factory=list)
     external_catalogs: list[str] = Field(default_factory=list)
     janitor: Janitor = Janitor()
     max_parallel_writes: int = Field(default=8, ge=1, le=64)
+
+    @field_validator("pipeline_sources_path")
+    @classmethod
+    def _workspace(cls, value: str) -> str:
+        if not value.startswith("/Workspace/"):
+            raise ValueError(
+                f"got {value!r}; expected a path under /Workspace/ (pipelines read their "
+                "sources from workspace files and notebooks)"
+            )
+        return value.rstrip("/")
 
     @field_validator("artifacts_path")
     @classmethod
@@ -131,8 +146,10 @@ class PlatformConfig:
         return self._specs[key]
 
 
+@cache
 def load(repo_root: Path) -> PlatformConfig:
-    """Read and validate the platform config of `repo_root` (cached per root)."""
+    """Read and validate the platform config of `repo_root` (cached per root, as given and
+    resolved: a plan asks once per flow)."""
     return _load(repo_root.resolve())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -100,20 +101,43 @@ def shown_value(value: object, limit: int = EXCERPT_CHARS) -> str:
     return excerpt(repr(value), limit)
 
 
-@lru_cache(maxsize=65536)
 def real_folder(folder: Path) -> Path:
     """A folder with every symlink resolved, once per process (a mesh has thousands of
     files in far fewer folders; resolving each file's whole path is most of a scan)."""
-    return folder.resolve()
+    return Path(_real_folder(os.fspath(folder)))
+
+
+@lru_cache(maxsize=65536)
+def _real_folder(text: str) -> str:
+    # os.path on strings, not Path objects (PTH): building Paths was most of a large
+    # mesh's scan; one lstat per folder, parents shared
+    parent, name = os.path.split(text)
+    if not os.path.isabs(text) or name in ("", ".", "..") or os.path.islink(text):  # noqa: PTH114,PTH117
+        return os.fspath(Path(text).resolve())
+    return os.path.join(_real_folder(parent), name)  # noqa: PTH118
+
+
+def _real_path(path: Path) -> str:
+    text = os.fspath(path)
+    if not os.path.isabs(text):  # noqa: PTH117
+        # not normalised: a `..` after a symlink is the symlink target's parent
+        text = os.path.join(os.getcwd(), text)  # noqa: PTH109,PTH118
+    folder, name = os.path.split(text)
+    if name in ("", ".", "..") or os.path.islink(text):  # noqa: PTH114
+        return os.fspath(Path(text).resolve())
+    return os.path.join(_real_folder(folder), name)  # noqa: PTH118
 
 
 def real_path(path: Path) -> Path:
     """`path.resolve()`, with the folder part cached: only a file that is itself a symlink
     (or a `..`) is resolved in full."""
-    absolute = path.absolute()
-    if absolute.name in ("", ".", "..") or absolute.is_symlink():
-        return absolute.resolve()
-    return real_folder(absolute.parent) / absolute.name
+    return Path(_real_path(path))
+
+
+def resolves_inside(path: Path, root: Path) -> bool:
+    """Whether `path`, symlinks resolved, is `root` (resolved) or inside it."""
+    real, base = _real_path(path), _real_folder(os.fspath(root))
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
 def display_path(path: Path, root: Path | None) -> str:

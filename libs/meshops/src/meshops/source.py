@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -180,9 +181,23 @@ def imported_packages(path: Path, text: str | None = None) -> set[str]:
         tree = python_tree(cell.source)
         if tree is None:
             continue
-        for node in ast.walk(tree):
+        for node in _statements(tree.body):
             if isinstance(node, ast.Import):
                 found.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 found.add(node.module.split(".")[0])
     return found
+
+
+_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _statements(body: Sequence[ast.AST]) -> Iterator[ast.AST]:
+    """Every statement of a body, nested ones included, without visiting expressions: an
+    import is always a statement, and expressions are most of a tree's nodes."""
+    for node in body:
+        yield node
+        for name in _BODIES:
+            inner = getattr(node, name, None)
+            if inner:
+                yield from _statements(inner)

@@ -3,7 +3,9 @@
 - `widgets`: job parameters (`pipeline_env`, `git_*`, the flow's own) and
   task base parameters, with `text`/`dropdown` defaults as in Databricks.
 - `notebook`: the notebook context brickops reads (path, user, no API), `exit`, `run`.
-- `fs`: files; `/Volumes/<c>/<s>/<v>/...` and `dbfs:/...` map to folders of the state dir.
+- `fs`: files; `/Volumes/<c>/<s>/<v>/...` and `dbfs:/...` map to folders of the state dir;
+  in a flow task the volumes of the shared input catalogs are read-only (`put`, `cp`, `mv`,
+  `rm` and `mkdirs` there raise PermissionError, as Python's own file APIs do).
 - `jobs.taskValues`: values passed between the tasks of one run.
 - `secrets`: from `MESHOPS_SECRET_<SCOPE>_<KEY>` variables (as the flow run found them:
   a run takes them out of the notebook's environment); every value handed out is redacted
@@ -23,7 +25,7 @@ from typing import Any, NamedTuple
 
 from meshops.engine.notebook import NotebookExit
 from meshops.engine.output import register_secret
-from meshops.engine.paths import local_path
+from meshops.engine.paths import check_writable, local_path
 from meshops.errors import MeshopsError
 from meshops.state import StatePaths
 
@@ -143,6 +145,12 @@ class Fs:
         """The local file a Databricks path stands for (a path without a scheme is DBFS)."""
         return local_path(path, self.state, dbutils=True)
 
+    def writable(self, path: str) -> Path:
+        """`local(path)` for a change: refused in a shared input catalog's volume (a flow
+        task reads those and never writes them)."""
+        check_writable(path, dbutils=True)
+        return self.local(path)
+
     def ls(self, path: str) -> list[FileInfo]:
         folder = self.local(path)
         if not folder.exists():
@@ -160,11 +168,11 @@ class Fs:
         ]
 
     def mkdirs(self, path: str) -> bool:
-        self.local(path).mkdir(parents=True, exist_ok=True)
+        self.writable(path).mkdir(parents=True, exist_ok=True)
         return True
 
     def put(self, path: str, contents: str, overwrite: bool = False) -> bool:
-        target = self.local(path)
+        target = self.writable(path)
         if target.exists() and not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +184,7 @@ class Fs:
             return handle.read(maxBytes).decode("utf-8", errors="replace")
 
     def cp(self, source: str, target: str, recurse: bool = False) -> bool:
-        src, dst = self.local(source), self.local(target)
+        src, dst = self.local(source), self.writable(target)
         dst.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
             if not recurse:
@@ -187,13 +195,13 @@ class Fs:
         return True
 
     def mv(self, source: str, target: str, recurse: bool = False) -> bool:
-        dst = self.local(target)
+        src, dst = self.writable(source), self.writable(target)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(self.local(source), dst)
+        shutil.move(src, dst)
         return True
 
     def rm(self, path: str, recurse: bool = False) -> bool:
-        target = self.local(path)
+        target = self.writable(path)
         if not target.exists():
             return False
         if target.is_dir():

@@ -20,6 +20,14 @@ What the patch does and does not do:
 - code that bound a function before activation (`from os import listdir`), C-level readers
   (pyarrow's own file system, `pyarrow.parquet.read_table`, h5py) and subprocesses do not see
   the mapping; pandas' parquet I/O does (its path is mapped where pandas hands it to pyarrow).
+- inside a flow task, the volumes of the shared input catalogs (`external_catalogs`, e.g.
+  `samples`) are read-only, as they are to the task's Spark writes: opening a file there for
+  writing, making, removing, renaming or touching anything there raises a PermissionError
+  naming the path (`check_writable`; dbutils.fs asks it too). Which catalogs is the thread's
+  Spark local property that `session.task_tag` sets and `session.shared_inputs_writable`
+  clears, so tools and tests outside a task write them. Names relative to a `dir_fd` are not
+  checked, nor threads a task starts without pyspark's `InheritableThread` (Spark's check
+  does not see those either).
 """
 
 from __future__ import annotations
@@ -30,11 +38,13 @@ import functools
 import importlib
 import io
 import os
+import posixpath
 import re
+import shutil
 import stat
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -90,6 +100,65 @@ def local_path(
     return None
 
 
+# ---- shared input catalogs are read-only to flow tasks ---------------------------------------
+
+
+def read_only_catalogs() -> frozenset[str]:
+    """The catalogs the current thread must not write: inside a flow task its shared input
+    catalogs (the Spark local property `session.task_tag` sets), else none.
+
+    No Spark context in this process (or a remote one, which keeps no local properties):
+    none. pyspark is never imported here.
+    """
+    if "pyspark" not in sys.modules:
+        return frozenset()
+    from pyspark import SparkContext
+
+    from meshops.engine.session import READ_ONLY_PROPERTY
+
+    context = SparkContext._active_spark_context
+    if context is None:
+        return frozenset()
+    value = context.getLocalProperty(READ_ONLY_PROPERTY) or ""
+    return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+
+
+def shared_input_message(path: str, catalog: str) -> str:
+    """The one line a refused file write fails with: the path, why, and where to write."""
+    return (
+        f"{path}: {catalog} is a shared input catalog (external_catalogs in "
+        ".brickopscfg/config.yml), read-only to flow runs: write files to a volume of your "
+        "flow's own catalog and schema (/Volumes/<catalog>/<schema>/<volume>/..., brickops "
+        "catname_from_path and dbname) or load sample data with tools/taxigen.py"
+    )
+
+
+def volume_catalog(path: str | os.PathLike[str], *, dbutils: bool = False) -> str | None:
+    """The catalog of the volume `path` is in (`samples` of `/Volumes/samples/s/v/f`), after
+    `..` is resolved; None for any other path. With `dbutils`, `dbfs:/Volumes/...` too, and a
+    `/Volumes/<c>` that exists on this machine (a macOS drive) counts as a volume."""
+    text = os.fspath(path)
+    if not isinstance(text, str):
+        return None
+    if dbutils:
+        text = re.sub(r"^dbfs:/*", "/", text)
+    if not text.startswith("/Volumes/"):
+        return None
+    parts = posixpath.normpath(text).split("/")
+    if len(parts) < 3 or parts[1] != "Volumes" or not parts[2]:
+        return None
+    if not dbutils and _is_mount(parts[2]):
+        return None
+    return parts[2].lower()
+
+
+def check_writable(path: str | os.PathLike[str], *, dbutils: bool = False) -> None:
+    """Raise PermissionError when `path` is in a volume of a catalog this thread only reads."""
+    catalog = volume_catalog(path, dbutils=dbutils)
+    if catalog is not None and catalog in read_only_catalogs():
+        raise PermissionError(shared_input_message(os.fspath(path), catalog))
+
+
 # ---- the patch ------------------------------------------------------------------------------
 
 _lock = threading.Lock()
@@ -135,11 +204,60 @@ def _map(arg: Any) -> Any:
     return arg if local is None else str(local)
 
 
-def _wrap(func: Callable[..., Any], positions: tuple[int, ...], names: tuple[str, ...]) -> Any:
-    """`func` with the path arguments at `positions` (or passed as `names`) mapped."""
+Written = Callable[[tuple[Any, ...], dict[str, Any]], Iterable[Any]]
+"""The path arguments a call writes to (creates, changes or removes), given its arguments."""
+
+
+def _argument(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:
+    return args[index] if len(args) > index else kwargs.get(name)
+
+
+def _paths(*at: tuple[int, str]) -> Written:
+    """The call writes the path arguments at these (position, keyword) places."""
+    return lambda args, kwargs: [_argument(args, kwargs, i, name) for i, name in at]
+
+
+def _when_mode_writes(index: int, name: str, path: tuple[int, str] = (0, "file")) -> Written:
+    """`open`-like: the file is written when the mode (default "r") has w, a, x or +."""
+
+    def written(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        mode = _argument(args, kwargs, index, name)
+        writes = isinstance(mode, str) and any(c in mode for c in "wax+")
+        return [_argument(args, kwargs, *path)] if writes else []
+
+    return written
+
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+def _when_flags_write(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    """os.open: written when its flags ask for writing, creating, truncating or appending."""
+    flags = _argument(args, kwargs, 1, "flags")
+    writes = isinstance(flags, int) and bool(flags & _WRITE_FLAGS)
+    return [_argument(args, kwargs, 0, "path")] if writes else []
+
+
+def _refuse_shared_writes(written: Written | None, args: tuple[Any, ...], kwargs: Any) -> None:
+    if written is None:
+        return
+    for target in written(args, kwargs):
+        if isinstance(target, str | os.PathLike):
+            check_writable(target)
+
+
+def _wrap(
+    func: Callable[..., Any],
+    positions: tuple[int, ...],
+    names: tuple[str, ...],
+    written: Written | None = None,
+) -> Any:
+    """`func` with the path arguments at `positions` (or passed as `names`) mapped; the paths
+    `written` says it writes checked first (`check_writable`)."""
 
     @functools.wraps(func)
     def mapped(*args: Any, **kwargs: Any) -> Any:
+        _refuse_shared_writes(written, args, kwargs)
         if args:
             args = tuple(_map(a) if i in positions else a for i, a in enumerate(args))
         for name in names:
@@ -161,6 +279,7 @@ def _wrap_mkdir(func: Callable[..., Any]) -> Any:
     @functools.wraps(func)
     def mkdir(*args: Any, **kwargs: Any) -> Any:
         given = args[0] if args else kwargs.get("path")
+        _refuse_shared_writes(_paths((0, "path")), args, kwargs)
         local, state = _map(given), _current
         if local is not given and state is not None:
             target = Path(local)
@@ -196,12 +315,21 @@ def _wrap_walk(func: Callable[..., Iterator[tuple[str, list[str], list[str]]]]) 
 
 _originals: dict[str, Any] = {"makedirs": os.makedirs}
 
-_ONE_PATH = (
-    *("stat", "lstat", "listdir", "scandir", "remove", "unlink", "rmdir", "access", "utime"),
-    *("chmod", "lchmod", "chown", "lchown", "chflags", "lchflags", "truncate", "statvfs"),
-    *("pathconf", "readlink", "listxattr", "getxattr", "setxattr", "removexattr", "open"),
+_READ_ONE_PATH = (
+    *("stat", "lstat", "listdir", "scandir", "access", "statvfs", "pathconf", "readlink"),
+    *("listxattr", "getxattr"),
 )
-_TWO_PATHS = ("rename", "replace", "link", "symlink")
+_WRITE_ONE_PATH = (
+    *("remove", "unlink", "rmdir", "utime", "chmod", "lchmod", "chown", "lchown", "chflags"),
+    *("lchflags", "truncate", "setxattr", "removexattr"),
+)
+_TWO_PATHS: dict[str, Written] = {
+    # what each changes: rename and replace remove the source too; links only make dst
+    "rename": _paths((0, "src"), (1, "dst")),
+    "replace": _paths((0, "src"), (1, "dst")),
+    "link": _paths((1, "dst")),
+    "symlink": _paths((1, "dst")),
+}
 _OPTIONAL = {
     # modules that keep their own reference to builtins.open: (module, attribute)
     "bz2": "_builtin_open",
@@ -209,30 +337,52 @@ _OPTIONAL = {
 }
 
 
+def _check_only(func: Callable[..., Any], written: Written) -> Any:
+    """`func` unchanged but for the check of the paths it writes (its own calls map them)."""
+
+    @functools.wraps(func)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        _refuse_shared_writes(written, args, kwargs)
+        return func(*args, **kwargs)
+
+    return checked
+
+
 def _patches() -> list[tuple[Any, str, Any]]:
     """(owner, attribute, wrapper) of everything `databricks_paths` replaces."""
     out: list[tuple[Any, str, Any]] = []
-    opened = _wrap(io.open, (0,), ("file",))
+    opened = _wrap(io.open, (0,), ("file",), _when_mode_writes(1, "mode"))
     out += [(builtins, "open", opened), (io, "open", opened)]
-    for name in _ONE_PATH:
+    for name in _READ_ONE_PATH:
         if hasattr(os, name):
             out.append((os, name, _wrap(getattr(os, name), (0,), ("path",))))
-    for name in _TWO_PATHS:
+    for name in _WRITE_ONE_PATH:
         if hasattr(os, name):
-            out.append((os, name, _wrap(getattr(os, name), (0, 1), ("src", "dst"))))
+            written = _paths((0, "path"))
+            out.append((os, name, _wrap(getattr(os, name), (0,), ("path",), written)))
+    out.append((os, "open", _wrap(os.open, (0,), ("path",), _when_flags_write)))
+    for name, written in _TWO_PATHS.items():
+        if hasattr(os, name):
+            out.append((os, name, _wrap(getattr(os, name), (0, 1), ("src", "dst"), written)))
     out.append((os, "mkdir", _wrap_mkdir(os.mkdir)))
-    out.append((os, "makedirs", _wrap(os.makedirs, (0,), ("name",))))
+    out.append((os, "makedirs", _wrap(os.makedirs, (0,), ("name",), _paths((0, "name")))))
     out.append((os, "walk", _wrap_walk(os.walk)))
+    # rmtree deletes a tree's entries by names relative to folder fds: check its top first
+    out.append((shutil, "rmtree", _check_only(shutil.rmtree, _paths((0, "path")))))
     for module_name, attribute in _OPTIONAL.items():
         module = importlib.import_module(module_name)
-        out.append((module, attribute, _wrap(getattr(module, attribute), (0,), ("file",))))
+        original = getattr(module, attribute)
+        out.append(
+            (module, attribute, _wrap(original, (0,), ("file",), _when_mode_writes(1, "mode")))
+        )
     with contextlib.suppress(ImportError):
         # pandas opens single files with builtins.open, but hands folders (partitioned
         # parquet) to pyarrow's C++ file system: map the path where it decides
         parquet = importlib.import_module("pandas.io.parquet")
         handle = getattr(parquet, "_get_path_or_handle", None)
         if handle is not None:
-            out.append((parquet, "_get_path_or_handle", _wrap(handle, (0,), ("path",))))
+            written = _when_mode_writes(3, "mode", (0, "path"))
+            out.append((parquet, "_get_path_or_handle", _wrap(handle, (0,), ("path",), written)))
     return out
 
 

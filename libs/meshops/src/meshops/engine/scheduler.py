@@ -57,12 +57,24 @@ class Node:
     retry_on_timeout: bool = False
     timeout_seconds: int = 0
 
+    @property
+    def tries(self) -> int:
+        """How many times the task may run: once plus its retries."""
+        return 1 + (UNLIMITED_RETRIES if self.max_retries < 0 else self.max_retries)
+
+
+def try_label(attempt: int, tries: int) -> str:
+    """`try 2 of 3`: how runs and task logs name an attempt of a task that may retry."""
+    return f"try {attempt} of {tries}"
+
 
 @dataclass
 class Outcome:
     key: str
     status: Status = Status.PENDING
     attempts: int = 0
+    tries: int = 1
+    """How many attempts the task may have (`Node.tries`)."""
     started: float | None = None
     ended: float | None = None
     error: str = ""
@@ -71,6 +83,16 @@ class Outcome:
     @property
     def seconds(self) -> float:
         return (self.ended or time.time()) - self.started if self.started else 0.0
+
+    @property
+    def retrying(self) -> bool:
+        """An attempt failed and another one is due."""
+        return self.status == Status.PENDING and self.attempts > 0
+
+    @property
+    def try_label(self) -> str:
+        """`try 2 of 3` for a task that may retry; "" for one that runs once."""
+        return try_label(self.attempts, self.tries) if self.tries > 1 else ""
 
 
 def decide(run_if: str, upstream: Sequence[Status]) -> Status | None:
@@ -116,7 +138,7 @@ class Scheduler:
     outcomes: dict[str, Outcome] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.outcomes = {n.key: Outcome(n.key) for n in self.nodes}
+        self.outcomes = {n.key: Outcome(n.key, tries=n.tries) for n in self.nodes}
         self._done: queue.Queue[tuple[str, int, BaseException | None]] = queue.Queue()
 
     def run(self) -> Mapping[str, Outcome]:
@@ -221,9 +243,8 @@ class Scheduler:
         outcome = self.outcomes[node.key]
         outcome.error = str(error) or type(error).__name__
         outcome.details = getattr(error, "details", "")
-        retries = UNLIMITED_RETRIES if node.max_retries < 0 else node.max_retries
         retryable = status != Status.TIMEDOUT or node.retry_on_timeout
-        if retryable and outcome.attempts <= retries:
+        if retryable and outcome.attempts < node.tries:
             outcome.status = Status.PENDING
             not_before[node.key] = time.time() + node.min_retry_interval_millis / 1000
             self.listener(outcome)

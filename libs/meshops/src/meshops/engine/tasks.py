@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from meshops import identity, naming
 from meshops.context import Context
-from meshops.engine import session
+from meshops.engine import producers, session
 from meshops.engine.dbutils import LocalDbutils, TaskValues
 from meshops.engine.notebook import (
     NotebookError,
@@ -28,7 +28,7 @@ from meshops.engine.notebook import (
     display,
 )
 from meshops.engine.output import redact, task_output
-from meshops.engine.scheduler import Node, TaskFailed
+from meshops.engine.scheduler import Node, TaskFailed, try_label
 from meshops.errors import display_path
 from meshops.spec import FlowSpec
 from meshops.state import StatePaths
@@ -67,7 +67,8 @@ class Notebooks:
             return runner.run(path)
         except NotebookError as exc:
             where = exc.location(display_path(exc.path, self.ctx.repo_root))
-            raise TaskFailed(f"{where}: {exc.reason}", exc.details) from exc
+            reason = producers.explain(exc.reason, exc.__cause__, self.ctx, path)
+            raise TaskFailed(f"{where}: {reason}", exc.details) from exc
 
     def child(self, parent: Path, other: str, args: Mapping[str, str]) -> str | None:
         """`dbutils.notebook.run`: another notebook with its own globals and widgets."""
@@ -108,10 +109,17 @@ class Tasks:
         tag = f"{self.run_id}:{node.key}:{attempt}"
         self._active[node.key] = tag
         with task_output(self.log(node.key)), spark_group(self.spark, tag):
+            tried = f"[meshops] {node.key}: {try_label(attempt, node.tries)}"
+            if node.tries > 1:  # each try appends to the task's one log
+                print(tried)
             try:
                 exit_value = self.notebooks.run(
                     path, {**self.params, **task.base_parameters}, node.key
                 )
+            except Exception as error:
+                if attempt < node.tries:  # the last try's error ends the log (flowrun)
+                    print(f"{tried} failed: {error}\n{getattr(error, 'details', '')}".rstrip())
+                raise
             finally:
                 written = session.drain_writes(self.spark, tag)
         self.tables[node.key] = {

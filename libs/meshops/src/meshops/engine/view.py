@@ -57,7 +57,7 @@ class Progress:
         self, console: Console, title: str, nodes: Sequence[Node], *, enabled: bool = True
     ) -> None:
         self.console, self.title, self.enabled = console, title, enabled
-        self.rows: dict[str, Outcome] = {n.key: Outcome(n.key) for n in nodes}
+        self.rows: dict[str, Outcome] = {n.key: Outcome(n.key, tries=n.tries) for n in nodes}
         self.live = Live(self._render(), console=console, refresh_per_second=4, transient=True)
         self.lock = threading.Lock()
 
@@ -77,20 +77,44 @@ class Progress:
                 return
             if self.live.is_started:
                 self.live.update(self._render())
-            elif outcome.status != Status.PENDING:
-                extra = f" ({outcome.seconds:.1f} s)" if outcome.status.done else ""
-                status = outcome.status.value.lower()
-                self.console.print(f"{ICONS[outcome.status]} {escape(outcome.key)} {status}{extra}")
+            elif outcome.status != Status.PENDING or outcome.retrying:
+                self.console.print(line(outcome))
 
     def _render(self) -> Table:
         view = table("task", "status", "time", title=f"running {self.title}")
         for o in self.rows.values():
-            view.add_row(o.key, f"{ICONS[o.status]} {o.status.value.lower()}", f"{o.seconds:.1f} s")
+            view.add_row(o.key, _status(o), f"{o.seconds:.1f} s")
         return view
 
 
+def _status(outcome: Outcome) -> str:
+    """`▶ running (try 2 of 3)`; a failed try with another one due: `✗ failed (try 1 of 3),
+    retrying`. A task that runs once shows no tries."""
+    if outcome.retrying:
+        return f"{ICONS[Status.FAILED]} failed ({outcome.try_label}), retrying"
+    status = f"{ICONS[outcome.status]} {outcome.status.value.lower()}"
+    shown = outcome.status == Status.RUNNING or outcome.attempts > 1
+    return f"{status} ({outcome.try_label})" if shown and outcome.try_label else status
+
+
+def line(outcome: Outcome) -> str:
+    """The line a change of a task shows when the output is no terminal (CI logs, files):
+    `▶ load running (try 2 of 3)`, `✗ load failed (try 1 of 3), retrying: <error>`,
+    `✓ load success (4.2 s, try 2 of 3)`."""
+    key = escape(outcome.key)
+    if outcome.retrying:
+        error = f": {escape(outcome.error)}" if outcome.error else ""
+        return f"{ICONS[Status.FAILED]} {key} failed ({outcome.try_label}), retrying{error}"
+    extra = [f"{outcome.seconds:.1f} s"] if outcome.status.done else []
+    if outcome.try_label and (outcome.status == Status.RUNNING or outcome.attempts > 1):
+        extra.append(outcome.try_label)
+    shown = f" ({', '.join(extra)})" if extra else ""
+    return f"{ICONS[outcome.status]} {key} {outcome.status.value.lower()}{shown}"
+
+
 def summary(result: RunResult) -> Table:
-    """The table a run ends with: each task, its status, time and the tables it wrote."""
+    """The table a run ends with: each task, its status, tries (`2 of 3` for a task that may
+    retry), time and the tables it wrote."""
     record = result.record
     view = table(
         "task",
@@ -108,8 +132,14 @@ def summary(result: RunResult) -> Table:
             notes.append(f"result: {task.result}")
         if task.error:
             notes.append(f"[red]{escape(task.error)}[/red]")
+        outcome = result.outcomes.get(task.key)
+        tries = f" of {outcome.tries}" if outcome is not None and outcome.tries > 1 else ""
         view.add_row(
-            task.key, status, str(task.attempts), f"{task.seconds:.1f} s", "\n".join(notes) or "-"
+            task.key,
+            status,
+            f"{task.attempts}{tries}",
+            f"{task.seconds:.1f} s",
+            "\n".join(notes) or "-",
         )
     return view
 
