@@ -206,7 +206,7 @@ def test_spec_and_config_files_out_of_the_repo_are_refused_unread(
     clusters = repo / ".brickopscfg" / "clusters.yml"
     clusters.unlink()
     clusters.symlink_to(secret)
-    config._load.cache_clear()  # the platform config is read once per process
+    config.forget()  # the platform config is read once per process
     code, _, err = run(repo, "validate")
     assert code == 2
     assert ".brickopscfg/clusters.yml: file resolves outside the repository" in err

@@ -160,6 +160,6 @@ def test_brickops_reads_this_repos_templates(repo: Path, tmp_path: Path) -> None
     cfg.write_text(
         cfg.read_text().replace('prod: "{domain}_{project}_{env}_{flow}"', 'prod: "x_{flow}"')
     )
-    config._load.cache_clear()
+    config.forget()
     assert naming.names(ident_for(other, "prod"), NOTEBOOK).job == "x_revenue"
     assert naming.names(ident_for(repo, "prod"), NOTEBOOK).job == "transport_taxinyc_prod_revenue"

@@ -20,6 +20,10 @@ def flow_dir(mesh_repo: Path) -> Path:
     folder.mkdir(parents=True)
     for notebook in ("a.py", "b.py", "c.py"):
         (folder / notebook).write_text("# Databricks notebook source\n")
+    # pipeline sources of the pipeline cases
+    (folder / "bronze.py").write_text("import dlt\n")
+    (folder / "both.py").write_text("import dlt\n")
+    (folder / "both.sql").write_text("CREATE OR REFRESH MATERIALIZED VIEW x AS SELECT 1\n")
     return folder
 
 

@@ -148,7 +148,7 @@ def plan_cmd(
     changed_since: SinceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print the exact Jobs API payloads the flows deploy as (validated first)."""
+    """Print the exact Jobs and Pipelines API payloads the flows deploy as (validated first)."""
     ctx = make_context(cli, env, default_env="dev")
     mesh = discover.scan(ctx.repo_root)
     chosen = select(mesh, flow, changed_since)
@@ -158,10 +158,21 @@ def plan_cmd(
         return
     plans = list(planned)
     for p in plans:
-        out.print(f"[bold]── {p.flow.rel} → {p.job_name}[/bold]")
+        name = p.job_name if isinstance(p, plan.JobPlan) else f"pipeline {p.pipeline_name}"
+        out.print(f"[bold]── {p.flow.rel} → {name}[/bold]")
         emit_json(_plan_json(p))
-    summary = table("flow", "job", "tasks", "source", title=f"{len(plans)} job(s), env {ctx.env}")
+    jobs = [p for p in plans if isinstance(p, plan.JobPlan)]
+    pipelines = [p for p in plans if isinstance(p, plan.PipelinePlan)]
+    also = f", {len(pipelines)} pipeline(s)" if pipelines else ""
+    title = f"{len(jobs)} job(s){also}, env {ctx.env}"
+    summary = table("flow", "job or pipeline", "tasks", "source", title=title)
     for p in plans:
+        if isinstance(p, plan.PipelinePlan):
+            pinned = (
+                f"tag {ctx.tag}" if ctx.env == "prod" and ctx.tag else f"commit {ctx.commit[:8]}"
+            )
+            summary.add_row(p.flow.rel, p.pipeline_name, f"{len(p.sources)} source(s)", pinned)
+            continue
         source = p.settings.git_source
         pinned = (
             f"tag {source.git_tag}" if source and source.git_tag else f"commit {ctx.commit[:8]}"
@@ -175,7 +186,15 @@ def plan_cmd(
         )
 
 
-def _plan_json(p: plan.JobPlan) -> dict[str, Any]:
+def _plan_json(p: plan.JobPlan | plan.PipelinePlan) -> dict[str, Any]:
+    if isinstance(p, plan.PipelinePlan):
+        return {
+            "flow": p.flow.rel,
+            "pipeline_name": p.pipeline_name,
+            "settings": p.payload,
+            "permissions": p.permissions(),
+            "sources": {s.path: s.file for s in p.sources},
+        }
     return {
         "flow": p.flow.rel,
         "job_name": p.job_name,
@@ -360,6 +379,16 @@ def deploy_cmd(
             [
                 {
                     "flow": r.flow,
+                    "pipeline": r.pipeline,
+                    "action": r.action.value,
+                    "pipeline_id": r.pipeline_id,
+                    "reason": r.reason,
+                }
+                for r in report.pipelines
+            ]
+            + [
+                {
+                    "flow": r.flow,
                     "job": r.job,
                     "action": r.action.value,
                     "job_id": r.job_id,
@@ -372,11 +401,20 @@ def deploy_cmd(
         shown = table(
             "flow", "job", "action", "job id", "detail", title=f"deploy to {report.target}"
         )
+        for pr in report.pipelines:
+            shown.add_row(
+                pr.flow,
+                f"pipeline {pr.pipeline}",
+                pr.action.value,
+                pr.pipeline_id or "-",
+                pr.reason or "-",
+            )
         for r in report.results:
             shown.add_row(r.flow, r.job, r.action.value, str(r.job_id or "-"), r.reason or "-")
         out.print(shown)
     counts = ", ".join(f"{report.count(a)} {a.value}" for a in deploying.Action if report.count(a))
-    err.print(f"{counts}; {len(report.uploads)} wheel(s) uploaded")
+    sources = f", {len(report.sources)} pipeline source(s)" if report.sources else ""
+    err.print(f"{counts}; {len(report.uploads)} wheel(s) uploaded{sources}")
     report.check()
 
 

@@ -153,6 +153,12 @@ def load(repo_root: Path) -> PlatformConfig:
     return _load(repo_root.resolve())
 
 
+def forget() -> None:
+    """Read the platform config again on next use (tests that edit it)."""
+    load.cache_clear()
+    _load.cache_clear()
+
+
 @cache
 def _load(repo_root: Path) -> PlatformConfig:
     path = repo_root / CONFIG_FILE

@@ -14,6 +14,10 @@ A deploy holds a lock file in the target (`<artifacts_path>/<deployment>/
 so two deploys of the same deployment never both create a job. SIGINT/SIGTERM
 stop new writes, let in-flight ones finish and report what was done, failed and
 not attempted (exit 130/143); a second signal aborts at once.
+
+Pipelines deploy before jobs, so a job's `pipeline_task` names the id of its flow's
+pipeline: created or edited by name (one filtered list per pipeline), skipped when the
+content hash in its tags is unchanged, with their sources synced first (as wheels are).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import uuid
@@ -40,9 +45,9 @@ from meshops.context import SEMVER_TAG, Context, git, worktree_is_clean
 from meshops.discover import Flow, Mesh
 from meshops.errors import InvalidInput, MeshopsError
 from meshops.identity import Identity
-from meshops.plan import JobPlan
+from meshops.plan import JobPlan, PipelinePlan
 from meshops.spec import DEPLOYMENT_FILE, DOMAIN_FILE, Specs, load_specs
-from meshops.targets.base import DeployedJob, Target, one_line
+from meshops.targets.base import DeployedJob, DeployedPipeline, Target, one_line
 
 CREATE_ATTEMPTS = 3  # creates sent per job per deploy; each after a lookup by name found none
 LOCK_FILE = ".meshops/deploy.lock"
@@ -76,6 +81,25 @@ class JobResult:
     job_id: int | None = None
     reason: str = ""
 
+    @property
+    def name(self) -> str:
+        return self.job
+
+
+@dataclass
+class PipelineResult:
+    """What happened to one pipeline (the reason says why it failed, or a note)."""
+
+    flow: str
+    pipeline: str
+    action: Action
+    pipeline_id: str | None = None
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.pipeline
+
 
 @dataclass
 class DeployReport:
@@ -86,13 +110,21 @@ class DeployReport:
     uploads: list[str] = field(default_factory=list)
     interrupted: int | None = None
     """The signal that stopped the deploy, if one did."""
+    pipelines: list[PipelineResult] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    """Workspace paths of the pipeline sources written."""
 
     @property
-    def failed(self) -> list[JobResult]:
-        return [r for r in self.results if r.action == Action.FAILED]
+    def every(self) -> list[JobResult | PipelineResult]:
+        """Pipelines, then jobs (the order they are written in)."""
+        return [*self.pipelines, *self.results]
+
+    @property
+    def failed(self) -> list[JobResult | PipelineResult]:
+        return [r for r in self.every if r.action == Action.FAILED]
 
     def count(self, action: Action) -> int:
-        return sum(1 for r in self.results if r.action == action)
+        return sum(1 for r in self.every if r.action == action)
 
     def check(self) -> None:
         """Exit non-zero with one line when interrupted or any job failed; the table has every
@@ -108,11 +140,12 @@ class DeployReport:
             )
         if not failed:
             return
-        shown = "; ".join(f"{r.job} ({r.reason})" for r in failed[:3])
+        shown = "; ".join(f"{r.name} ({r.reason})" for r in failed[:3])
         more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+        what = "jobs and pipelines" if self.pipelines else "jobs"
         raise MeshopsError(
-            f"{len(failed)} of {len(self.results)} jobs failed: {shown}{more}; "
-            "fix the cause and deploy again to converge"
+            f"{len(failed)} of {len(self.results) + len(self.pipelines)} {what} failed: "
+            f"{shown}{more}; fix the cause and deploy again to converge"
         )
 
 
@@ -124,6 +157,17 @@ class Decision:
     action: Action
     existing: DeployedJob | None = None
     duplicates: tuple[DeployedJob, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PipelineDecision:
+    """What apply will do for one pipeline plan, decided from the pipelines of its name."""
+
+    plan: PipelinePlan
+    action: Action
+    existing: DeployedPipeline | None = None
+    duplicates: tuple[DeployedPipeline, ...] = ()
     reason: str = ""
 
 
@@ -469,6 +513,206 @@ def _write(target: Target, d: Decision, stop: threading.Event | None = None) -> 
     return result
 
 
+# ---------------------------------------------------------------- pipelines
+
+
+def decide_pipelines(
+    plans: Sequence[PipelinePlan], target: Target, *, dry_run: bool
+) -> list[PipelineDecision]:
+    """Create, edit, leave alone or refuse each pipeline, from the pipelines of its name."""
+    decisions = []
+    for p in plans:
+        same = sorted(
+            target.pipelines_named(p.pipeline_name), key=lambda x: (x.created_ms, x.pipeline_id)
+        )
+        foreign = [x for x in same if not x.managed]
+        managed = [x for x in same if x.managed]
+        if foreign:
+            reason = (
+                f"pipeline {foreign[0].pipeline_id} has this name but no meshops_flow tag "
+                "(meshops does not touch it): rename or delete it"
+            )
+            decisions.append(PipelineDecision(p, Action.FAILED, reason=reason))
+        elif not managed:
+            action = Action.WOULD_CREATE if dry_run else Action.CREATED
+            decisions.append(PipelineDecision(p, action))
+        elif managed[0].content_hash == p.content_hash and len(managed) == 1:
+            decisions.append(PipelineDecision(p, Action.UNCHANGED, managed[0]))
+        else:
+            action = Action.WOULD_UPDATE if dry_run else Action.UPDATED
+            decisions.append(PipelineDecision(p, action, managed[0], tuple(managed[1:])))
+    return decisions
+
+
+def _create_pipeline(target: Target, p: PipelinePlan, stop: threading.Event | None) -> str:
+    """Create the pipeline, then its permissions, then its content hash tag.
+
+    The Pipelines API takes no permissions with a create, so the hash (the "nothing to do"
+    mark) is written last: a deploy that stops in between leaves a pipeline without it, which
+    the next deploy edits and gives its permissions. A name is unique among pipelines, so a
+    create whose answer was lost fails when sent again; after any error the pipeline is looked
+    up by name and adopted when there, else created again (at most `CREATE_ATTEMPTS` sends).
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            pipeline_id = target.create_pipeline(p.settings, p.run_as)
+            break
+        except Exception as exc:
+            error = exc
+        try:
+            landed = [
+                x
+                for x in target.pipelines_named(p.pipeline_name)
+                if x.managed and x.flow == p.flow.rel and x.deployment == p.ident.id
+            ]
+        except Exception:
+            raise error from None  # cannot tell: report the create's error; a rerun adopts
+        if landed:
+            landed.sort(key=lambda x: (x.created_ms, x.pipeline_id))
+            for duplicate in landed[1:]:
+                target.delete_pipeline(duplicate.pipeline_id)
+            pipeline_id = landed[0].pipeline_id
+            break
+        if attempt >= CREATE_ATTEMPTS or (stop is not None and stop.is_set()):
+            raise error
+    target.set_pipeline_permissions(pipeline_id, p.acl())
+    target.edit_pipeline(pipeline_id, p.tagged_settings(), p.run_as)
+    return pipeline_id
+
+
+def _write_pipeline(
+    target: Target, d: PipelineDecision, stop: threading.Event | None = None
+) -> PipelineResult:
+    p = d.plan
+    existing = d.existing.pipeline_id if d.existing else None
+    result = PipelineResult(p.flow.rel, p.pipeline_name, d.action, existing)
+    if stop is not None and stop.is_set():
+        result.action = Action.NOT_ATTEMPTED
+        return result
+    try:
+        for duplicate in d.duplicates:
+            target.delete_pipeline(duplicate.pipeline_id)
+        if d.duplicates:
+            result.reason = "removed duplicate pipeline(s) " + ", ".join(
+                x.pipeline_id for x in d.duplicates
+            )
+        if d.existing is None:
+            for schema, properties in p.schemas.items():  # its target schema, with evidence
+                target.ensure_schema(schema, properties)
+            result.pipeline_id = _create_pipeline(target, p, stop)
+        elif d.existing.content_hash != p.content_hash:
+            # permissions first: the hash written by the edit says everything is in place
+            target.set_pipeline_permissions(d.existing.pipeline_id, p.acl())
+            target.edit_pipeline(d.existing.pipeline_id, p.tagged_settings(), p.run_as)
+    except Exception as exc:
+        result.action, result.reason = Action.FAILED, one_line(exc)
+    return result
+
+
+def committed_source(repo_root: Path, ref: str, file: str) -> bytes:
+    """A file as committed at `ref` (commit or tag): what the deployment runs, never an
+    uncommitted edit of the working tree."""
+    try:
+        proc = subprocess.run(
+            ["git", "show", f"{ref}:{file}"],
+            cwd=repo_root,
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+    except FileNotFoundError as exc:
+        raise MeshopsError("git is not installed: install git and try again") from exc
+    if proc.returncode != 0:
+        raise MeshopsError(
+            f"{file} is not in {ref[:12]} ({one_line(RuntimeError(proc.stderr.decode()))}); "
+            "commit it and deploy again: pipelines run their sources as committed"
+        )
+    return proc.stdout
+
+
+def publish_sources(target: Target, plans: Sequence[PipelinePlan], repo_root: Path) -> list[str]:
+    """Write every source of `plans` where their libraries name it, from the deployment's
+    commit (dev) or release tag (prod); returns the paths written."""
+    written = []
+    for p in plans:
+        ident = p.ident
+        ref = ident.tag if ident.env == "prod" and ident.is_release and ident.tag else ident.commit
+        for source in p.sources:
+            data = committed_source(repo_root, ref, source.file)
+            try:
+                target.upload_source(source.path, data, source.notebook_language)
+            except MeshopsError:
+                raise
+            except Exception as exc:
+                raise MeshopsError(
+                    f"uploading {source.path} failed ({one_line(exc)}); no pipeline was "
+                    "written: deploy again"
+                ) from None
+            written.append(source.path)
+    return written
+
+
+def _apply_pipelines(
+    pipelines: Sequence[PipelinePlan],
+    target: Target,
+    report: DeployReport,
+    *,
+    repo_root: Path,
+    max_parallel: int,
+    dry_run: bool,
+    halted: threading.Event | None,
+) -> dict[str, str]:
+    """Deploy the pipelines (sources first, as wheels before jobs: a written pipeline never
+    names a missing source); returns name -> id of every pipeline that is there."""
+    decisions = decide_pipelines(pipelines, target, dry_run=dry_run)
+    report.pipelines = [
+        PipelineResult(
+            d.plan.flow.rel,
+            d.plan.pipeline_name,
+            d.action,
+            d.existing.pipeline_id if d.existing else None,
+            d.reason,
+        )
+        for d in decisions
+    ]
+    writes = [] if dry_run else [i for i, d in enumerate(decisions) if d.action in _WRITES]
+    if writes and halted is not None and halted.is_set():
+        for i in writes:
+            report.pipelines[i].action = Action.NOT_ATTEMPTED
+    elif writes:
+        changed = [decisions[i].plan for i in writes if _pipeline_changed(decisions[i])]
+        report.sources = publish_sources(target, changed, repo_root)
+        workers = max(1, min(max_parallel, len(writes)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="meshops-deploy") as pool:
+            futures = {
+                i: pool.submit(_write_pipeline, target, decisions[i], halted) for i in writes
+            }
+            for i, future in futures.items():
+                report.pipelines[i] = future.result()
+    # a pipeline whose edit failed is still there, under its id: its jobs may name it
+    return {r.pipeline: r.pipeline_id for r in report.pipelines if r.pipeline_id}
+
+
+def _pipeline_changed(d: PipelineDecision) -> bool:
+    return d.existing is None or d.existing.content_hash != d.plan.content_hash
+
+
+def _resolve_jobs(plans: Sequence[JobPlan], ids: dict[str, str], target: Target) -> list[JobPlan]:
+    """Job plans with the ids of the pipelines they run: deployed just now, else already on
+    the target (a managed pipeline of that name)."""
+    missing = {n for p in plans for n in p.unresolved_pipelines if n not in ids}
+    for name in sorted(missing):
+        there = [x for x in target.pipelines_named(name) if x.managed]
+        if len(there) == 1:
+            ids[name] = there[0].pipeline_id
+    return [plan.resolve_pipelines(p, ids) for p in plans]
+
+
+# ---------------------------------------------------------------- applying jobs
+
+
 def apply(
     plans: Sequence[JobPlan],
     target: Target,
@@ -478,22 +722,40 @@ def apply(
     max_parallel: int = 8,
     dry_run: bool = False,
     stop: Stop | None = None,
+    pipelines: Sequence[PipelinePlan] = (),
 ) -> DeployReport:
-    """Deploy `plans` to `target`; the report has one result per plan, in plan order.
+    """Deploy `pipelines`, then `plans` to `target`; the report has one result per plan, in
+    plan order (`results` for jobs, `pipelines` for pipelines).
 
-    Once `stop` is set no new write starts; the report marks those jobs not attempted.
+    Once `stop` is set no new write starts; the report marks those not attempted. A job whose
+    pipeline has no id (its deploy failed) is not written: it fails, naming the pipeline.
     """
     from meshops import wheels
 
     report = DeployReport(target=target.describe(), env=env, dry_run=dry_run)
+    halted = stop.event if stop is not None else None
+    ids: dict[str, str] = {}
+    if pipelines:
+        ids = _apply_pipelines(
+            pipelines,
+            target,
+            report,
+            repo_root=repo_root,
+            max_parallel=max_parallel,
+            dry_run=dry_run,
+            halted=halted,
+        )
+    if any(p.pipelines for p in plans):
+        plans = _resolve_jobs(plans, ids, target)
     decisions = decide(plans, target.list_jobs(), dry_run=dry_run)
+    if not dry_run and not (halted is not None and halted.is_set()):
+        decisions = [_needs_pipeline(d) for d in decisions]
     writes = [] if dry_run else [i for i, d in enumerate(decisions) if d.action in _WRITES]
     changed = [decisions[i].plan for i in writes if _content_changed(decisions[i])]
     results = [
         JobResult(d.plan.flow.rel, d.plan.job_name, d.action, _job_id(d), d.reason)
         for d in decisions
     ]
-    halted = stop.event if stop is not None else None
     if changed and not (halted is not None and halted.is_set()):
         # wheels first: a written job must never name a missing wheel
         report.uploads = wheels.publish(target, changed, repo_root)
@@ -510,6 +772,15 @@ def apply(
 
 
 _WRITES = (Action.CREATED, Action.UPDATED)
+
+
+def _needs_pipeline(d: Decision) -> Decision:
+    """A job to write whose pipeline has no id fails instead (it would name no pipeline)."""
+    missing = d.plan.unresolved_pipelines
+    if d.action not in _WRITES or not missing:
+        return d
+    reason = f"its pipeline {', '.join(missing)} is not deployed (see its result); deploy again"
+    return Decision(d.plan, Action.FAILED, d.existing, reason=reason)
 
 
 def _job_id(d: Decision) -> int | None:
@@ -541,6 +812,7 @@ def deploy(
     with interruptible(say) as stop:
         target.check_reachable()
         plans = plans_for(ident, mesh, flows, specs, target)  # all valid before the first write
+        pipelines = plan.build_pipelines(ident, mesh, flows, specs)
 
         def run() -> DeployReport:
             return apply(
@@ -551,6 +823,7 @@ def deploy(
                 max_parallel=cfg.settings.max_parallel_writes,
                 dry_run=dry_run,
                 stop=stop,
+                pipelines=pipelines,
             )
 
         if dry_run:

@@ -44,8 +44,11 @@ SCHEMA_MARKER: Final = "_meshops_deployment"
 the folder, and the janitor reads it without starting Spark."""
 
 RESERVED_PARAMETERS: Final = frozenset({ENV_PARAMETER, GIT_URL, GIT_BRANCH, GIT_COMMIT, GIT_TAG})
-"""Job parameters meshops sets on every job (brickops reads them as widgets)."""
+"""Job parameters meshops sets on every job (brickops reads them as widgets); a pipeline's
+`configuration` carries the same keys (its Spark conf), so they are reserved there too."""
 RESERVED_TAGS: Final = frozenset({DEPLOYMENT_TAG, GIT_URL, GIT_BRANCH, GIT_COMMIT, VERSION_TAG})
+MESHOPS_TAGS: Final = RESERVED_TAGS | {FLOW_TAG, HASH_TAG}
+"""Every tag meshops puts on a job or pipeline (a pipeline holds at most 25 tags in all)."""
 RESERVED_TAG_PREFIX: Final = "meshops"
 REQUIRED_PARAMETERS: Final = (ENV_PARAMETER, GIT_BRANCH, GIT_COMMIT)
 
@@ -116,6 +119,15 @@ class Identity:
             GIT_BRANCH: self.branch,
             GIT_COMMIT: self.commit,
         }
+
+    def pipeline_configuration(self) -> dict[str, str]:
+        """The Spark conf keys every pipeline carries: the job parameters' facts (a pipeline
+        has no widgets; `spark.conf.get(key)` reads them), plus the release tag in prod (a
+        pipeline has no git_source to say it). `parse_pipeline` reads them back."""
+        found = dict(self.parameters)
+        if self.env == PROD and self.is_release and self.tag:
+            found[GIT_TAG] = self.tag
+        return found
 
     def tags(self, flow: str) -> dict[str, str]:
         """The tags a job of `flow` (repo-relative folder) carries besides the flow's own."""
@@ -192,15 +204,17 @@ def parse(
     user: str,
     tag: str | None,
     job: str,
+    kind: str = "job",
 ) -> Identity:
     """The identity a run of job `job` has: from its parameters (brickops' widgets); the user
-    from a dev deployment id in the tags, else `user` (whoever deployed it)."""
+    from a dev deployment id in the tags, else `user` (whoever deployed it). `kind` names
+    what `job` is in messages (a pipeline's configuration holds the same keys)."""
     missing = [k for k in REQUIRED_PARAMETERS if not parameters.get(k)]
     if missing:
-        raise MeshopsError(f"job {job} lacks parameter(s) {', '.join(missing)}: deploy again")
+        raise MeshopsError(f"{kind} {job} lacks parameter(s) {', '.join(missing)}: deploy again")
     env = parameters[ENV_PARAMETER]
     if env not in ("local", DEV, PROD):
-        raise MeshopsError(f"job {job} has {ENV_PARAMETER} {env!r}: deploy again")
+        raise MeshopsError(f"{kind} {job} has {ENV_PARAMETER} {env!r}: deploy again")
     dev = parse_id(tags.get(DEPLOYMENT_TAG, ""), repo_root)
     ctx = Context(
         repo_root=repo_root,
@@ -213,6 +227,27 @@ def parse(
         origin="job",
     )
     return of(ctx)
+
+
+def parse_pipeline(
+    tags: Mapping[str, str],
+    configuration: Mapping[str, str],
+    *,
+    repo_root: Path,
+    user: str,
+    pipeline: str,
+) -> Identity:
+    """The identity a pipeline was deployed with: its configuration (the facts of
+    `Identity.pipeline_configuration`) and tags, as `parse` reads a job's."""
+    return parse(
+        tags,
+        configuration,
+        repo_root=repo_root,
+        user=user,
+        tag=configuration.get(GIT_TAG) or None,
+        job=pipeline,
+        kind="pipeline",
+    )
 
 
 def from_notebook(dbutils: Any, repo_root: Path) -> Context:

@@ -1,14 +1,15 @@
-"""Removes stale dev deployments (jobs and schemas); never a prod asset.
+"""Removes stale dev deployments (jobs, pipelines and schemas); never a prod asset.
 
-A dev deployment is `dev_<user>_<branch>_<commit8>` (`Identity.id`). Its
-jobs say so in their tags; its schemas are found by comparing their names
-with names computed by `meshops.naming` for a sentinel deployment, so the
-platform's templates stay the only definition of a name (no second parser to
-drift from them). A name is never enough to delete a schema: it must also carry
-the evidence meshops records when it creates a dev schema, the schema property
-`meshops.deployment=<deployment>` (Unity Catalog schema properties; locally the
-marker file the run writes into the schema's folder along with DBPROPERTIES),
-naming the deployment its name reads as. A look-alike without it is kept.
+A dev deployment is `dev_<user>_<branch>_<commit8>` (`Identity.id`). Its jobs and
+pipelines say so in their tags (a pipeline's configuration says it again, and it is in
+development mode: a prod pipeline never is); its schemas are found by comparing their
+names with names computed by `meshops.naming` for a sentinel deployment, so the platform's
+templates stay the only definition of a name (no second parser to drift from them). A name
+is never enough to delete a schema: it must also carry the evidence meshops records when
+it creates a dev schema, the schema property `meshops.deployment=<deployment>` (Unity
+Catalog schema properties; locally the marker file the run writes into the schema's folder
+along with DBPROPERTIES), naming the deployment its name reads as. A look-alike without it
+is kept.
 
 A deployment is stale when its branch is gone from the remote
 (or from the local branches when there is no remote), or when a newer
@@ -37,10 +38,19 @@ from meshops.context import Context, git
 from meshops.discover import Mesh
 from meshops.errors import InvalidInput, MeshopsError
 from meshops.identity import DEV, FLOW_TAG, PROD, SCHEMA_MARKER, SCHEMA_PROPERTY, Identity
-from meshops.targets.base import DeployedJob, SchemaInfo, Target, one_line, redact
+from meshops.targets.base import (
+    DeployedJob,
+    DeployedPipeline,
+    SchemaInfo,
+    Target,
+    one_line,
+    redact,
+)
 from meshops.targets.local import SCHEMA_SEPARATOR, LocalTarget
 
 DAY = 86400.0
+KINDS = ("job", "pipeline", "schema")
+"""Deletion order: jobs first (they run pipelines), then pipelines, then schemas."""
 # sentinel deployment parts: names computed with them show where each part goes
 _USER, _BRANCH, _COMMIT, _DB = "qqzuserqqz", "qqzbranchqqz", "abcdef01" * 5, "qqzdbqqz"
 _SHORT = _COMMIT[:8]
@@ -58,9 +68,9 @@ class ProdAssetError(MeshopsError):
 
 @dataclass(frozen=True)
 class Asset:
-    """A job or schema of a dev deployment."""
+    """A job, pipeline or schema of a dev deployment."""
 
-    kind: Literal["job", "schema"]
+    kind: Literal["job", "pipeline", "schema"]
     name: str
     deployment: Identity
     created_ms: int
@@ -69,6 +79,9 @@ class Asset:
     tags: Mapping[str, str] = field(default_factory=dict)
     evidence: str | None = None
     """Schemas: the deployment their `meshops.deployment` property names (None: none)."""
+    pipeline_id: str | None = None
+    development: bool | None = None
+    """Pipelines: whether it is in development mode (a prod pipeline never is)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +143,7 @@ class MeshNames:
         prod = sentinel.with_env(PROD)
         self.flows: set[str] = set()
         self.prod_jobs: set[str] = set()
+        self.prod_pipelines: set[str] = set()
         self.prod_schemas: set[str] = set()
         self.patterns: dict[str, set[re.Pattern[str]]] = {}
         projects: set[str] = set()
@@ -140,6 +154,7 @@ class MeshNames:
                 continue  # a tag that is not a flow path: such jobs are never candidates
             self.flows.add(rel)
             self.prod_jobs.add(prod_names.job)
+            self.prod_pipelines.add(prod_names.pipeline)
             self.prod_schemas.add(prod_names.schema)
             project = rel.split("/flows/")[0]
             if project not in projects:
@@ -153,6 +168,9 @@ class MeshNames:
 
     def dev_job(self, deployment: Identity, flow: str) -> str:
         return deployment.names_for(flow).job
+
+    def dev_pipeline(self, deployment: Identity, flow: str) -> str:
+        return deployment.names_for(flow).pipeline
 
     def schema_deployments(self, full_name: str) -> set[Identity]:
         """Every deployment whose dev schema name this could be (more than one: ambiguous)."""
@@ -208,21 +226,8 @@ class ProdGuard:
         dep = asset.deployment
         if dep.env != DEV or identity.parse_id(dep.id, self.names.repo_root) != dep:
             return f"deployment {dep.id!r} is not a dev deployment"
-        if asset.kind == "job":
-            if asset.name in self.names.prod_jobs:
-                return "its name is a prod job name"
-            tagged = identity.deployment_of(asset.tags)
-            if tagged != dep.id:
-                return f"its deployment tag is {tagged!r}, not {dep.id!r}"
-            if not asset.flow or identity.flow_of(asset.tags) != asset.flow:
-                return f"it has no {FLOW_TAG} tag"
-            try:
-                expected = self.names.dev_job(dep, asset.flow)
-            except InvalidInput:
-                return f"its {FLOW_TAG} tag {asset.flow!r} is not a flow path"
-            if asset.name != expected:
-                return f"its name is not the dev job name {expected} of its deployment"
-            return None
+        if asset.kind in ("job", "pipeline"):
+            return _tagged_why_not(self.names, asset, dep)
         if asset.name in self.names.prod_schemas:
             return "its name is a prod schema name"
         if dep.id not in {d.id for d in self.names.schema_deployments(asset.name)}:
@@ -233,6 +238,28 @@ class ProdGuard:
                 "meshops did not create it for that deployment"
             )
         return None
+
+
+def _tagged_why_not(names: MeshNames, asset: Asset, dep: Identity) -> str | None:
+    """Why a job or pipeline is not provably of dev deployment `dep` (None: it is)."""
+    kind = asset.kind
+    prod = names.prod_jobs if kind == "job" else names.prod_pipelines
+    if asset.name in prod:
+        return f"its name is a prod {kind} name"
+    tagged = identity.deployment_of(asset.tags)
+    if tagged != dep.id:
+        return f"its deployment tag is {tagged!r}, not {dep.id!r}"
+    if not asset.flow or identity.flow_of(asset.tags) != asset.flow:
+        return f"it has no {FLOW_TAG} tag"
+    try:
+        expected = (names.dev_job if kind == "job" else names.dev_pipeline)(dep, asset.flow)
+    except InvalidInput:
+        return f"its {FLOW_TAG} tag {asset.flow!r} is not a flow path"
+    if asset.name != expected:
+        return f"its name is not the dev {kind} name {expected} of its deployment"
+    if kind == "pipeline" and asset.development is not True:
+        return "it is not in development mode (every dev pipeline is)"
+    return None
 
 
 def _job_asset(job: DeployedJob, names: MeshNames) -> Asset | Finding | None:
@@ -247,6 +274,42 @@ def _job_asset(job: DeployedJob, names: MeshNames) -> Asset | Finding | None:
         return Finding(asset, f"{FLOW_TAG} tag is not a flow path; left alone")
     if expected != job.name:
         return Finding(asset, f"name differs from {expected}; left alone")
+    return asset
+
+
+def _pipeline_asset(pipeline: DeployedPipeline, names: MeshNames) -> Asset | Finding | None:
+    """A dev pipeline as an asset: its deployment from its tags, said again by its
+    configuration; a pipeline that only looks like one is kept, with the reason."""
+    dep = identity.parse_id(pipeline.deployment, names.repo_root)
+    if dep is None or pipeline.flow is None:
+        return None  # prod, or not a dev deployment of meshops
+    asset = Asset(
+        "pipeline",
+        pipeline.name,
+        dep,
+        pipeline.created_ms,
+        flow=pipeline.flow,
+        tags=dict(pipeline.tags),
+        pipeline_id=pipeline.pipeline_id,
+        development=pipeline.settings.development,
+    )
+    try:
+        configured = identity.parse_pipeline(
+            pipeline.tags,
+            pipeline.configuration,
+            repo_root=names.repo_root,
+            user=dep.user,
+            pipeline=pipeline.name,
+        )
+    except MeshopsError as exc:
+        return Finding(asset, f"{one_line(exc)}; left alone")
+    if configured.id != dep.id:
+        return Finding(
+            asset, f"its configuration names deployment {configured.id}, not {dep.id}; left alone"
+        )
+    why = _tagged_why_not(names, asset, dep)
+    if why is not None:
+        return Finding(asset, f"{why}; left alone")
     return asset
 
 
@@ -318,11 +381,20 @@ def survey(
     """Find every dev deployment on `target` and decide, per deployment, whether it is stale."""
     now = time.time() if now is None else now
     jobs = [j for j in target.list_jobs() if j.managed]
-    names = MeshNames(ctx.repo_root, [f.rel for f in mesh.flows] + [str(j.flow) for j in jobs])
+    pipelines = [p for p in target.list_pipelines() if p.managed]
+    flows = [f.rel for f in mesh.flows] + [str(j.flow) for j in jobs]
+    names = MeshNames(ctx.repo_root, flows + [str(p.flow) for p in pipelines])
     result = Survey()
     assets: list[Asset] = []
+    found: Asset | Finding | None
     for job in jobs:
         found = _job_asset(job, names)
+        if isinstance(found, Finding):
+            result.kept.append(found)
+        elif found is not None:
+            assets.append(found)
+    for pipeline in pipelines:
+        found = _pipeline_asset(pipeline, names)
         if isinstance(found, Finding):
             result.kept.append(found)
         elif found is not None:
@@ -341,14 +413,14 @@ def survey(
     born = {dep: _deployed_at(items) for dep, items in by_dep.items()}
     for dep, items in sorted(by_dep.items(), key=lambda i: (born[i[0]], i[0].id)):
         stale, reason = _verdict(dep, born, branches, where, now, stale_days)
-        for asset in sorted(items, key=lambda a: (a.kind != "job", a.name)):
+        for asset in sorted(items, key=lambda a: (KINDS.index(a.kind), a.name)):
             (result.stale if stale else result.kept).append(Finding(asset, reason))
     return result, names
 
 
 def _deployed_at(items: Sequence[Asset]) -> float:
-    """When a deployment was made: its first job, else its first schema."""
-    jobs = [a.created_ms for a in items if a.kind == "job"]
+    """When a deployment was made: its first job or pipeline, else its first schema."""
+    jobs = [a.created_ms for a in items if a.kind != "schema"]
     return min(jobs or [a.created_ms for a in items]) / 1000
 
 
@@ -377,8 +449,9 @@ def _verdict(
 
 
 def clean(found: Survey, target: Target, guard: ProdGuard) -> Survey:
-    """Delete the stale assets, jobs first; every one is checked by the guard before any goes."""
-    stale = sorted(found.stale, key=lambda f: (f.asset.kind != "job", f.asset.name))
+    """Delete the stale assets, jobs first, then pipelines, then schemas; every one is checked
+    by the guard before any goes."""
+    stale = sorted(found.stale, key=lambda f: (KINDS.index(f.asset.kind), f.asset.name))
     for finding in stale:
         guard.check(finding.asset)
     failures: list[str] = []
@@ -389,6 +462,9 @@ def clean(found: Survey, target: Target, guard: ProdGuard) -> Survey:
             if asset.kind == "job":
                 assert asset.job_id is not None
                 target.delete_job(asset.job_id)
+            elif asset.kind == "pipeline":
+                assert asset.pipeline_id is not None
+                target.delete_pipeline(asset.pipeline_id)
             else:
                 target.drop_schema(asset.name)
         except Exception as exc:

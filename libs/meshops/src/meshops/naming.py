@@ -149,6 +149,30 @@ def _names(ident: Identity, key: str) -> Names:
     return found
 
 
+def pipeline_schema(ident: Identity, where: str | Path, db: str) -> str:
+    """The schema (without its catalog) a flow's pipeline publishes to: brickops' `dbname`
+    of the `schema:` value of its deployment.yml, as brickops' own pipeline deploy computes
+    it, so dev and local get the env, user, branch and commit prefix of every schema. The
+    catalog is the flow's (`names(...).catalog`)."""
+    key = notebook_key(ident.root, where)
+    return _pipeline_schema(ident, key, db)
+
+
+@lru_cache(maxsize=4096)
+def _pipeline_schema(ident: Identity, key: str, db: str) -> str:
+    bind_brickops_config(ident.root)
+    _flow_of(key)
+    dbc = db_context(ident, key)
+    catalog = catname_from_path(db_context=dbc, env=ident.env)
+    found = str(dbname(db=db, cat=catalog, db_context=dbc, prepend_cat=False, env=ident.env))
+    if ident.env != "prod" and found == _pipeline_schema(ident.with_env("prod"), key, db):
+        raise InvalidInput(
+            f"{config.CONFIG_FILE}: naming: {ident.env} names equal prod names for {key}; "
+            "add {env} and the git parts to the 'other' templates"
+        )
+    return found
+
+
 def table(ident: Identity, notebook: str | Path, db: str, tbl: str) -> str:
     """`catalog.schema.table` for table `tbl` in db `db`, as brickops' tablename() gives."""
     bind_brickops_config(ident.root)

@@ -1,11 +1,13 @@
-"""Flow + deployment identity -> the exact Jobs API 2.2 job settings, typed, and the
-permissions the job gets.
+"""Flow + deployment identity -> the exact Jobs API 2.2 job settings and Pipelines API
+pipeline settings, typed, and the permissions each gets.
 
 A plan is pure: no workspace is asked anything, so `meshops plan` works offline and the same
 settings are what the local registry stores and Databricks receives. Settings are built as
 the databricks-sdk's own dataclasses (`JobSettings`), so a key the SDK does not know cannot be
 sent; the few parts taken from platform files (clusters, schedule, notifications, run_as,
-libraries) are checked to survive their SDK type unchanged.
+libraries) are checked to survive their SDK type unchanged. A flow with `pipeline_tasks`
+also plans a pipeline (`PipelinePlan`, a `pipelines.PipelineSpec`); a job task that runs it
+names it by `UNRESOLVED` + pipeline name until the deploy knows its id (`resolve_pipelines`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from importlib.metadata import version as dist_version
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
-from databricks.sdk.service import compute, jobs
+from databricks.sdk.service import compute, jobs, pipelines
 
 from meshops import config, identity, naming
 from meshops.context import Context
@@ -30,7 +32,10 @@ from meshops.spec import Domain, FlowSpec, Specs, Task, load_specs
 
 BRICKOPS = "brickops"
 UNRESOLVED = "unresolved:"
-"""Offline a task's `existing_cluster_name` has no id; the plan shows this prefix instead."""
+"""Offline a task's `existing_cluster_name` has no id, nor has the pipeline a `pipeline_task`
+runs before it is deployed; the plan shows this prefix and the name instead."""
+PIPELINE_ALERTS = ["on-update-failure", "on-update-fatal-failure", "on-flow-failure"]
+"""What a prod pipeline tells the domain's contacts and the platform's failure addresses."""
 
 ClusterIds = Callable[[str], str]
 
@@ -54,10 +59,22 @@ class JobPlan:
     (`meshops.deployment`), so the janitor can later prove they are this deployment's. A
     target creates the missing ones before the first run; a schema that already exists is
     left as it is (meshops did not create it)."""
+    pipelines: tuple[str, ...] = ()
+    """Names of the pipelines the job's `pipeline_task`s run (the flow's own)."""
 
     @property
     def job_name(self) -> str:
         return str(self.settings.name)
+
+    @property
+    def unresolved_pipelines(self) -> list[str]:
+        """Pipelines whose id the settings do not hold yet (names, in task order)."""
+        found = []
+        for task in self.settings.tasks or []:
+            ref = task.pipeline_task.pipeline_id if task.pipeline_task else None
+            if ref and ref.startswith(UNRESOLVED):
+                found.append(ref.removeprefix(UNRESOLVED))
+        return list(dict.fromkeys(found))
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -102,6 +119,97 @@ class JobPlan:
         return acl
 
 
+@dataclass(frozen=True)
+class PipelineSource:
+    """One source file of a pipeline: where it is in the repository and where the deploy
+    puts it in the workspace (the path the pipeline's library names)."""
+
+    file: str
+    """Repo-relative path of the source."""
+    path: str
+    """Workspace path: a notebook path (no extension) or a workspace file path."""
+    notebook_language: Literal["PYTHON"] | None
+    """PYTHON: a `.py` source, imported as a notebook (a `notebook` library); None: a `.sql`
+    source, imported as a workspace file (a `file` library)."""
+
+
+@dataclass(frozen=True)
+class PipelinePlan:
+    """What a flow's `pipeline_tasks` deploy as: typed Pipelines API settings, the identity
+    to run as (prod), the sources to sync and who may manage or view the pipeline."""
+
+    flow: Flow
+    ident: Identity
+    names: naming.Names
+    settings: pipelines.PipelineSpec
+    run_as: pipelines.RunAs | None
+    owners_group: str
+    viewers_group: str | None
+    sources: tuple[PipelineSource, ...] = ()
+    schemas: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Dev only: the pipeline's target schema and the janitor's evidence to create it with."""
+
+    @property
+    def pipeline_name(self) -> str:
+        return str(self.settings.name)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The body of `POST /api/2.0/pipelines` (and of the edit, with the pipeline's id)."""
+        body = self.settings.as_dict()
+        if self.run_as is not None:
+            body["run_as"] = self.run_as.as_dict()
+        return body
+
+    @cached_property
+    def content_hash(self) -> str:
+        """Hash of the settings and permissions; kept in a tag to skip unchanged pipelines.
+        Dev source paths hold the commit and prod ones the tag, so changed sources change it."""
+        body = json.dumps(
+            [self.payload, self.owners_group, self.viewers_group], sort_keys=True
+        ).encode()
+        return hashlib.sha256(body).hexdigest()[:16]
+
+    def tagged_settings(self) -> pipelines.PipelineSpec:
+        """The settings with their content hash tag, as written to a target."""
+        return replace(
+            self.settings, tags={**(self.settings.tags or {}), HASH_TAG: self.content_hash}
+        )
+
+    def permissions(self) -> list[dict[str, str]]:
+        """`acl()` as the Permissions API's JSON body."""
+        return [entry.as_dict() for entry in self.acl()]
+
+    def acl(self) -> list[pipelines.PipelineAccessControlRequest]:
+        """The domain's owners manage the pipeline, the platform's viewers see it (as jobs)."""
+        level = pipelines.PipelinePermissionLevel
+        acl = [
+            pipelines.PipelineAccessControlRequest(
+                group_name=self.owners_group, permission_level=level.CAN_MANAGE
+            )
+        ]
+        if self.viewers_group:
+            acl.append(
+                pipelines.PipelineAccessControlRequest(
+                    group_name=self.viewers_group, permission_level=level.CAN_VIEW
+                )
+            )
+        return acl
+
+
+def resolve_pipelines(p: JobPlan, ids: Mapping[str, str]) -> JobPlan:
+    """`p` with the ids of the pipelines its tasks run, from `ids` (pipeline name -> id);
+    a name not in `ids` stays unresolved. The content hash is that of the resolved settings."""
+    if not p.pipelines or not any(name in ids for name in p.unresolved_pipelines):
+        return p
+    settings = jobs.JobSettings.from_dict(p.settings.as_dict())
+    for task in settings.tasks or []:
+        ref = task.pipeline_task.pipeline_id if task.pipeline_task else None
+        if task.pipeline_task and ref and ref.startswith(UNRESOLVED):
+            task.pipeline_task.pipeline_id = ids.get(ref.removeprefix(UNRESOLVED), ref)
+    return replace(p, settings=settings)
+
+
 def offline_cluster_ids(name: str) -> str:
     """Offline there is no cluster list; the Databricks target resolves real ids."""
     return f"{UNRESOLVED}{name}"
@@ -115,22 +223,37 @@ def build(
     *,
     cluster_ids: ClusterIds = offline_cluster_ids,
 ) -> list[JobPlan]:
-    """Plans for `flows` (specs loaded and validated first unless given); two flows may
-    never share a job name."""
+    """Job plans for `flows` that have tasks (specs loaded and validated first unless
+    given); two flows may never share a job name. Pipelines: `build_pipelines`."""
     specs = specs or load_specs(mesh, flows)
     clashes = job_name_clashes(ident, flows)
     if clashes:
         raise InvalidFiles(clashes)
-    return list(_plans(ident, flows, specs, cluster_ids))
+    return [p for p in _plans(ident, flows, specs, cluster_ids) if isinstance(p, JobPlan)]
+
+
+def build_pipelines(
+    ident: Identity, mesh: Mesh, flows: Sequence[Flow], specs: Specs | None = None
+) -> list[PipelinePlan]:
+    """Pipeline plans of the `flows` that have `pipeline_tasks`, in flow order."""
+    specs = specs or load_specs(mesh, flows)
+    return [
+        plan_pipeline(ident, flow, specs.flows[flow.rel], specs.domains[flow.domain_rel])
+        for flow in flows
+        if specs.flows[flow.rel].definition.has_pipeline
+    ]
 
 
 def _plans(
     ident: Identity, flows: Sequence[Flow], specs: Specs, cluster_ids: ClusterIds
-) -> Iterator[JobPlan]:
+) -> Iterator[JobPlan | PipelinePlan]:
+    """Per flow, its pipeline (if it has one) and then its job (if it has tasks)."""
     for flow in flows:
-        yield plan_flow(
-            ident, flow, specs.flows[flow.rel], specs.domains[flow.domain_rel], cluster_ids
-        )
+        spec, domain = specs.flows[flow.rel], specs.domains[flow.domain_rel]
+        if spec.definition.has_pipeline:
+            yield plan_pipeline(ident, flow, spec, domain)
+        if spec.definition.tasks:
+            yield plan_flow(ident, flow, spec, domain, cluster_ids)
 
 
 def job_name_clashes(ident: Identity, flows: Sequence[Flow]) -> list[Problem]:
@@ -154,8 +277,9 @@ def job_name_clashes(ident: Identity, flows: Sequence[Flow]) -> list[Problem]:
 
 def checked(
     ident: Identity, mesh: Mesh, flows: Sequence[Flow], *, strict_layout: bool
-) -> Iterator[JobPlan]:
-    """Plans of `flows` after every check a plan must pass, all problems reported at once:
+) -> Iterator[JobPlan | PipelinePlan]:
+    """Plans of `flows` (per flow its pipeline, then its job) after every check a plan must
+    pass, all problems reported at once:
     layout (`strict_layout`: every folder of the mesh must be a valid flow), files, job name
     clashes and names too long for Unity Catalog or the Jobs API. The checks run first; the
     plans are then made one at a time, so a large mesh is never all in memory at once."""
@@ -219,7 +343,7 @@ def plan_flow(
         compute.Library(pypi=compute.PythonPyPiLibrary(f"{BRICKOPS}=={_pinned(BRICKOPS)}"))
     ]
     libraries += [compute.Library(whl=path) for path in wheels]
-    tasks = [_task(flow, cfg, t, libraries, cluster_ids) for t in definition.tasks]
+    tasks = [_task(flow, cfg, t, libraries, cluster_ids, names.pipeline) for t in definition.tasks]
     cluster_keys = sorted({t.job_cluster_key for t in tasks if t.job_cluster_key})
     settings = jobs.JobSettings(
         name=names.job,
@@ -267,15 +391,100 @@ def plan_flow(
             sorted({t.existing_cluster_name for t in definition.tasks if t.existing_cluster_name})
         ),
         schemas=dev_schemas(ident, spec),
+        pipelines=(names.pipeline,) if any(t.runs_pipeline for t in definition.tasks) else (),
     )
 
 
 def dev_schemas(ident: Identity, spec: FlowSpec) -> dict[str, dict[str, str]]:
-    """The schemas a dev deployment's tasks write, each with the janitor's evidence."""
+    """The schemas a dev deployment's notebook tasks write, each with the janitor's evidence."""
     if ident.env != "dev":
         return {}
-    found = {ident.names_for(spec.notebook_path(t)).schema for t in spec.definition.tasks}
+    found = {ident.names_for(spec.notebook_path(t)).schema for t in spec.definition.notebook_tasks}
     return {name: ident.schema_properties() for name in sorted(found)}
+
+
+def plan_pipeline(ident: Identity, flow: Flow, spec: FlowSpec, domain: Domain) -> PipelinePlan:
+    """The pipeline of a flow with `pipeline_tasks`, as brickops' pipeline deploy shapes it:
+    name from `pipelinename`, the flow's catalog, target schema from `dbname` of `schema:`,
+    development mode outside prod.
+
+    Sources: Lakeflow pipelines have no `git_source` (jobs check their notebooks out at the
+    commit or release tag; a pipeline's libraries are workspace paths, read when an update
+    starts). So the deploy syncs each source, as committed at the deployment's commit (dev)
+    or release tag (prod), into a workspace folder of its own under
+    `meshops.pipeline_sources_path`: `<deployment id>[/<tag>]/<flow path>/`, the scheme of
+    the wheels' artifact folder. A dev deployment never sees another's files, a prod
+    pipeline never sees a newer release's before it is edited to point at them, and a source
+    change always changes the payload (the folder holds the commit or tag), so the content
+    hash skip stays right. A `.py` source is a notebook (`notebook` library, as brickops
+    does; `# MAGIC %pip` cells keep working), a `.sql` source a workspace file (`file`).
+
+    A dev pipeline never runs on its own: `continuous` is false outside prod (as a dev job's
+    schedule is paused), and only prod pipelines notify the domain and the platform.
+    """
+    cfg = config.load(ident.root)
+    definition = spec.definition
+    prod = ident.env == "prod"
+    names = ident.names_for(flow.rel)
+    assert definition.pipeline_schema is not None  # load_deployment requires it
+    schema = naming.pipeline_schema(ident, flow.rel, definition.pipeline_schema)
+    folder = f"{ident.artifact_folder(cfg.settings.pipeline_sources_path)}/{flow.rel}"
+    sources = tuple(_pipeline_source(ident.root, folder, path) for path in spec.pipeline_sources())
+    body: dict[str, Any] = {
+        "name": names.pipeline,
+        "catalog": names.catalog,
+        "schema": schema,
+        "libraries": [
+            {"notebook": {"path": s.path}} if s.notebook_language else {"file": {"path": s.path}}
+            for s in sources
+        ],
+        "root_path": folder,
+        "configuration": {**definition.configuration, **ident.pipeline_configuration()},
+        "continuous": definition.continuous and prod,
+        "development": not prod,
+        "serverless": definition.serverless,
+        "channel": definition.channel,
+        "photon": definition.photon,
+        "edition": definition.edition,
+        "tags": {**definition.tags, **ident.tags(flow.rel)},
+    }
+    if prod:
+        body["notifications"] = _pipeline_notifications(spec, domain, cfg)
+    run_as = None
+    if prod:
+        given = cfg.settings.prod_run_as.model_dump(exclude_none=True)
+        run_as = _typed(pipelines.RunAs, given, spec)
+    return PipelinePlan(
+        flow=flow,
+        ident=ident,
+        names=names,
+        settings=_typed(pipelines.PipelineSpec, body, spec),
+        run_as=run_as,
+        owners_group=domain.owners_group,
+        viewers_group=cfg.settings.viewers_group,
+        sources=sources,
+        schemas=(
+            {f"{names.catalog}.{schema}": ident.schema_properties()} if ident.env == "dev" else {}
+        ),
+    )
+
+
+def _pipeline_source(root: Path, folder: str, path: Path) -> PipelineSource:
+    rel = path.relative_to(root).as_posix()
+    if path.suffix == ".py":
+        return PipelineSource(rel, f"{folder}/{path.stem}", "PYTHON")
+    return PipelineSource(rel, f"{folder}/{path.name}", None)
+
+
+def _pipeline_notifications(
+    spec: FlowSpec, domain: Domain, cfg: config.PlatformConfig
+) -> list[dict[str, Any]]:
+    """The flow's notifications, plus failures to the domain's and the platform's addresses."""
+    out = [n.model_dump() for n in spec.definition.notifications]
+    failures = list(dict.fromkeys([*domain.contacts, *cfg.settings.failure_emails]))
+    if failures:
+        out.append({"email_recipients": failures, "alerts": list(PIPELINE_ALERTS)})
+    return out
 
 
 def _description(ident: Identity, flow: Flow, text: str | None) -> str:
@@ -313,30 +522,28 @@ def _task(
     task: Task,
     flow_libraries: list[compute.Library],
     cluster_ids: ClusterIds,
+    pipeline: str,
 ) -> jobs.Task:
-    # Git-source notebook paths have no extension (.py source or .ipynb alike)
-    notebook = str(PurePosixPath(task.notebook_file).with_suffix(""))
-    out = jobs.Task(
-        task_key=task.task_key,
-        description=task.description or None,
-        notebook_task=jobs.NotebookTask(
+    out = jobs.Task(task_key=task.task_key, description=task.description or None)
+    if task.pipeline_task is not None:
+        # the flow's pipeline, on its own compute; its id is known once it is deployed
+        out.pipeline_task = jobs.PipelineTask(
+            pipeline_id=f"{UNRESOLVED}{pipeline}", full_refresh=task.pipeline_task.full_refresh
+        )
+    else:
+        # Git-source notebook paths have no extension (.py source or .ipynb alike)
+        notebook = str(PurePosixPath(task.notebook_file).with_suffix(""))
+        out.notebook_task = jobs.NotebookTask(
             notebook_path=f"{flow.rel}/{notebook}",
             source=jobs.Source.GIT,
             base_parameters=dict(task.base_parameters) or None,
-        ),
-    )
+        )
     if task.depends_on:
         out.depends_on = [jobs.TaskDependency(task_key=k) for k in task.dependencies]
     if task.run_if:
         out.run_if = jobs.RunIf(task.run_if)
-    if task.existing_cluster_name:
-        out.existing_cluster_id = cluster_ids(task.existing_cluster_name)
-    elif not task.serverless:
-        out.job_cluster_key = task.job_cluster_key or cfg.settings.default_cluster
-    if not task.serverless:
-        out.libraries = flow_libraries + [
-            compute.Library.from_dict(lib.model_dump(exclude_none=True)) for lib in task.libraries
-        ]
+    if task.pipeline_task is None:  # a pipeline task runs on the pipeline's compute
+        _compute(out, cfg, task, flow_libraries, cluster_ids)
     if task.max_retries:
         out.max_retries = task.max_retries
     if task.min_retry_interval_millis is not None:
@@ -346,6 +553,24 @@ def _task(
     if task.timeout_seconds:
         out.timeout_seconds = task.timeout_seconds
     return out
+
+
+def _compute(
+    out: jobs.Task,
+    cfg: config.PlatformConfig,
+    task: Task,
+    flow_libraries: list[compute.Library],
+    cluster_ids: ClusterIds,
+) -> None:
+    """Where a notebook task runs, and the libraries it gets there."""
+    if task.existing_cluster_name:
+        out.existing_cluster_id = cluster_ids(task.existing_cluster_name)
+    elif not task.serverless:
+        out.job_cluster_key = task.job_cluster_key or cfg.settings.default_cluster
+    if not task.serverless:
+        out.libraries = flow_libraries + [
+            compute.Library.from_dict(lib.model_dump(exclude_none=True)) for lib in task.libraries
+        ]
 
 
 def _notifications(spec: FlowSpec, domain: Domain, cfg: config.PlatformConfig) -> dict[str, Any]:

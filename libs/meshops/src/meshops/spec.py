@@ -15,11 +15,18 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from meshops import config, cron, yamldoc
-from meshops.errors import InvalidFiles, Problem, real_folder, real_path
-from meshops.identity import RESERVED_PARAMETERS, RESERVED_TAG_PREFIX, RESERVED_TAGS
+from meshops.errors import InvalidFiles, Problem, resolves_inside
+from meshops.identity import MESHOPS_TAGS, RESERVED_PARAMETERS, RESERVED_TAG_PREFIX, RESERVED_TAGS
 from meshops.yamldoc import StrictModel
 
 if TYPE_CHECKING:
@@ -39,6 +46,15 @@ RunIf = Literal[
 NOTEBOOK_SUFFIXES = (".py", ".ipynb")
 # the Jobs API allows at most 1,000 tasks per job
 MAX_TASKS = 1000
+# a pipeline's source: `<pipeline_key>.py` (dlt or pyspark.pipelines) or `<pipeline_key>.sql`
+PIPELINE_SUFFIXES = (".py", ".sql")
+# the Pipelines API allows at most 25 tags per pipeline, meshops' own included
+MAX_PIPELINE_TAGS = 25
+Channel = Literal["CURRENT", "PREVIEW"]
+Edition = Literal["CORE", "PRO", "ADVANCED"]
+Alert = Literal[
+    "on-update-success", "on-update-failure", "on-update-fatal-failure", "on-flow-failure"
+]
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -72,6 +88,18 @@ def _task_key(value: str) -> str:
 TaskKey = Annotated[str, AfterValidator(_task_key)]
 
 
+def _schema_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,99}", value):
+        raise ValueError(
+            f"got {value!r}; expected a schema name of 1-100 lowercase letters, digits or '_', "
+            "starting with a letter"
+        )
+    return value
+
+
+SchemaName = Annotated[str, AfterValidator(_schema_name)]
+
+
 class Dependency(StrictModel):
     task_key: str
 
@@ -97,10 +125,30 @@ class Library(StrictModel):
         return self
 
 
+class PipelineTaskRef(StrictModel):
+    """A job task that runs an update of the flow's pipeline (Jobs API `pipeline_task`)."""
+
+    full_refresh: bool = False
+
+
+class PipelineTask(StrictModel):
+    """One source of the flow's pipeline: `<pipeline_key>.py` or `<pipeline_key>.sql`."""
+
+    pipeline_key: TaskKey
+
+
+class PipelineNotification(StrictModel):
+    """Who hears of which pipeline events (Pipelines API `notifications`)."""
+
+    email_recipients: list[Email] = Field(min_length=1)
+    alerts: list[Alert] = Field(min_length=1)
+
+
 class Task(StrictModel):
     task_key: TaskKey
     description: str | None = None
     notebook: str | None = Field(default=None, description="path in the flow folder")
+    pipeline_task: PipelineTaskRef | None = None
     depends_on: list[Dependency] = Field(default_factory=list)
     run_if: RunIf | None = None
     serverless: bool | None = None
@@ -130,6 +178,8 @@ class Task(StrictModel):
 
     @model_validator(mode="after")
     def _compute(self) -> Task:
+        if self.pipeline_task is not None:
+            return self._pipeline_only()
         chosen = [
             k
             for k in ("serverless", "job_cluster_key", "existing_cluster_name")
@@ -146,6 +196,32 @@ class Task(StrictModel):
                 "use a job_cluster_key or drop libraries"
             )
         return self
+
+    def _pipeline_only(self) -> Task:
+        """A pipeline task runs on the pipeline's own compute: no notebook, compute or libraries."""
+        given = [
+            k
+            for k in (
+                "notebook",
+                "serverless",
+                "job_cluster_key",
+                "existing_cluster_name",
+                "libraries",
+                "base_parameters",
+            )
+            if getattr(self, k) not in (None, False, [], {})
+        ]
+        if given:
+            raise ValueError(
+                f"task '{self.task_key}' sets pipeline_task and {', '.join(given)}; expected "
+                "either a notebook task or a pipeline_task (which runs on the pipeline's compute)"
+            )
+        return self
+
+    @property
+    def runs_pipeline(self) -> bool:
+        """The task runs an update of the flow's pipeline, not a notebook."""
+        return self.pipeline_task is not None
 
     @property
     def notebook_file(self) -> str:
@@ -204,16 +280,43 @@ class Parameter(StrictModel):
 
 
 class FlowDefinition(StrictModel):
-    """What a flow's `deployment.yml` says: its tasks and how its job runs."""
+    """What a flow's `deployment.yml` says: its tasks and how its job runs, and its pipeline
+    (brickops' form: `schema` and `pipeline_tasks`, plus Pipelines API settings). `tasks`
+    may be empty when `pipeline_tasks` are given (a pipeline-only flow has no job);
+    `load_deployment` checks that one of the two is there."""
 
     description: str | None = None
-    tasks: list[Task] = Field(min_length=1, max_length=MAX_TASKS)
+    tasks: list[Task] = Field(default_factory=list, max_length=MAX_TASKS)
+    pipeline_schema: SchemaName | None = Field(default=None, alias="schema")
+    """The pipeline's target schema as written; its real name is `naming.pipeline_schema`."""
+    pipeline_tasks: list[PipelineTask] = Field(default_factory=list)
+    configuration: dict[str, Text] = Field(default_factory=dict)
+    continuous: bool = False
+    serverless: bool = True
+    channel: Channel = "CURRENT"
+    photon: bool = True
+    edition: Edition = "ADVANCED"
+    notifications: list[PipelineNotification] = Field(default_factory=list)
     schedule: Schedule | None = None
     email_notifications: EmailNotifications | None = None
     parameters: list[Parameter] = Field(default_factory=list)
     tags: dict[str, Text] = Field(default_factory=dict)
     max_concurrent_runs: int = Field(default=1, ge=1, le=1000)
     timeout_seconds: int = Field(default=0, ge=0)
+
+    @field_validator("configuration")
+    @classmethod
+    def _configuration(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", k)]
+        if bad:
+            raise ValueError(
+                f"key {bad[0]!r}; expected keys of 1-200 letters, digits, '_', '.' or '-'"
+            )
+        taken = sorted(k for k in value if k in RESERVED_PARAMETERS)
+        if taken:
+            shown = ", ".join(repr(k) for k in taken)
+            raise ValueError(f"key {shown} is set by meshops on every pipeline; choose another key")
+        return value
 
     @field_validator("tags")
     @classmethod
@@ -223,6 +326,16 @@ class FlowDefinition(StrictModel):
             shown = ", ".join(repr(k) for k in taken)
             raise ValueError(f"tag {shown} is set by meshops on every job; choose another key")
         return value
+
+    @property
+    def has_pipeline(self) -> bool:
+        """The flow deploys a pipeline (it has `pipeline_tasks`)."""
+        return bool(self.pipeline_tasks)
+
+    @property
+    def notebook_tasks(self) -> list[Task]:
+        """The tasks that run a notebook (not the flow's pipeline)."""
+        return [t for t in self.tasks if t.pipeline_task is None]
 
     def task(self, key: str) -> Task:
         return next(t for t in self.tasks if t.task_key == key)
@@ -253,6 +366,19 @@ class FlowSpec:
         """The task's notebook file: `<task_key>.py`, or an exported `<task_key>.ipynb` instead."""
         return notebook_path(self.folder, task)
 
+    def pipeline_sources(self) -> list[Path]:
+        """The source file of every pipeline_key, in order (`.py`, else `.sql`)."""
+        return [
+            pipeline_source(self.folder, t.pipeline_key) for t in self.definition.pipeline_tasks
+        ]
+
+
+def pipeline_source(folder: Path, key: str) -> Path:
+    """The source of `pipeline_key` `key` in flow `folder`: `<key>.py`, else `<key>.sql`
+    (the `.py` path when neither exists)."""
+    found = [folder / f"{key}{suffix}" for suffix in PIPELINE_SUFFIXES]
+    return next((p for p in found if p.is_file()), found[0])
+
 
 def notebook_path(folder: Path, task: Task) -> Path:
     """The notebook a task runs in flow `folder`: its `notebook`, else `<task_key>.py`, else
@@ -282,9 +408,19 @@ def load_deployment(
                 )
             ]
         )
-    definition = yamldoc.validate(FlowDefinition, doc)
-    problems = _graph_problems(doc, definition) + _file_problems(
-        doc, definition, folder, cluster_keys, repo_root
+    shape = _shape_problems(doc)
+    try:
+        definition = yamldoc.validate(FlowDefinition, doc)
+    except InvalidFiles as exc:
+        if not shape or not isinstance(exc.__cause__, ValidationError):
+            raise
+        every = yamldoc.problems(FlowDefinition, doc, exc.__cause__)  # before capping
+        raise InvalidFiles(yamldoc.capped(shape + every)) from exc
+    problems = (
+        shape
+        + _graph_problems(doc, definition)
+        + _file_problems(doc, definition, folder, cluster_keys, repo_root)
+        + _pipeline_problems(doc, definition, folder, repo_root)
     )
     if problems:
         raise InvalidFiles(yamldoc.capped(problems))
@@ -333,6 +469,154 @@ def load_domain(folder: Path, repo_root: Path) -> Domain:
     return yamldoc.validate(Domain, yamldoc.load(folder / DOMAIN_FILE, repo_root))
 
 
+PIPELINE_KEYS = (
+    "schema",
+    "configuration",
+    "continuous",
+    "serverless",
+    "channel",
+    "photon",
+    "edition",
+    "notifications",
+)
+"""Keys of deployment.yml that only a flow with `pipeline_tasks` may set."""
+
+
+def _shape_problems(doc: yamldoc.YamlDoc) -> list[Problem]:
+    """A flow runs something: `tasks`, or `pipeline_tasks` (told from the raw file, so it is
+    reported together with every schema problem)."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    pipeline = data.get("pipeline_tasks")
+    if isinstance(pipeline, list) and pipeline:
+        return []
+    tasks = data.get("tasks", None)
+    if "tasks" not in data:
+        return [
+            doc.problem(
+                ("tasks",),
+                "required key is missing; expected tasks, or pipeline_tasks for a pipeline flow",
+            )
+        ]
+    if tasks == []:
+        return [
+            doc.problem(
+                ("tasks",),
+                "got 0 item(s); expected at least 1, or pipeline_tasks for a pipeline flow",
+            )
+        ]
+    return []
+
+
+def _pipeline_problems(
+    doc: yamldoc.YamlDoc, dep: FlowDefinition, folder: Path, repo_root: Path
+) -> list[Problem]:
+    """The pipeline part: sources exist (one per key, inside the repository), keys are unique,
+    settings only with pipeline_tasks, and a pipeline_task only in a flow that has one."""
+    problems: list[Problem] = []
+    data = doc.data if isinstance(doc.data, dict) else {}
+    if not dep.has_pipeline:
+        for key in PIPELINE_KEYS:
+            if key in data:
+                problems.append(
+                    doc.problem(
+                        (key,),
+                        f"'{key}' is a pipeline setting but the flow has no pipeline_tasks; "
+                        "expected pipeline_tasks too, or drop it",
+                    )
+                )
+        for i, task in enumerate(dep.tasks):
+            if task.pipeline_task is not None:
+                problems.append(
+                    doc.problem(
+                        ("tasks", i, "pipeline_task"),
+                        f"task '{task.task_key}' runs the flow's pipeline but the flow has none; "
+                        "expected pipeline_tasks (and schema) in this deployment.yml",
+                    )
+                )
+        return problems
+    if dep.pipeline_schema is None:
+        problems.append(
+            doc.problem(
+                ("schema",),
+                "required key is missing; expected the pipeline's target schema "
+                "(e.g. schema: trips) with pipeline_tasks",
+            )
+        )
+    if dep.serverless and dep.edition != "ADVANCED":
+        problems.append(
+            doc.problem(
+                ("edition",),
+                f"got {dep.edition} with serverless: true; expected ADVANCED (serverless "
+                "pipelines require it), or serverless: false",
+            )
+        )
+    for i, task in enumerate(dep.tasks):
+        if task.pipeline_task is not None and dep.continuous:
+            problems.append(
+                doc.problem(
+                    ("tasks", i, "pipeline_task"),
+                    f"task '{task.task_key}' runs the flow's pipeline, which is continuous "
+                    "(it runs on its own); expected continuous: false, or no pipeline_task",
+                )
+            )
+    room = MAX_PIPELINE_TAGS - len(MESHOPS_TAGS)
+    if len(dep.tags) > room:
+        problems.append(
+            doc.problem(
+                ("tags",),
+                f"got {len(dep.tags)} tags; expected at most {room} on a flow with a pipeline "
+                f"(a pipeline holds {MAX_PIPELINE_TAGS}, {len(MESHOPS_TAGS)} of them meshops')",
+            )
+        )
+    shown = doc.shown.rsplit("/", 1)[0]
+    notebooks = {notebook_path(folder, t).name: t.task_key for t in dep.notebook_tasks}
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(dep.pipeline_tasks):
+        key = entry.pipeline_key
+        where = ("pipeline_tasks", i, "pipeline_key")
+        if key in seen:
+            problems.append(
+                doc.problem(
+                    where,
+                    f"duplicate pipeline_key '{key}' (also pipeline_tasks[{seen[key]}]); "
+                    "expected unique keys",
+                )
+            )
+            continue
+        seen[key] = i
+        found = [
+            folder / f"{key}{s}" for s in PIPELINE_SUFFIXES if (folder / f"{key}{s}").is_file()
+        ]
+        names = " or ".join(f"'{key}{s}'" for s in PIPELINE_SUFFIXES)
+        if not found:
+            problems.append(doc.problem(where, f"source {names} not found in {shown}/"))
+        elif len(found) > 1:
+            problems.append(
+                doc.problem(
+                    where,
+                    f"{' and '.join(repr(p.name) for p in found)} both exist in {shown}/; "
+                    "expected one source per pipeline_key",
+                )
+            )
+        elif not resolves_inside(found[0], repo_root):
+            problems.append(
+                doc.problem(
+                    where,
+                    f"source '{found[0].name}' resolves outside the repository (a symlink?); "
+                    "expected a file inside it",
+                )
+            )
+        elif found[0].name in notebooks:
+            problems.append(
+                doc.problem(
+                    where,
+                    f"source '{found[0].name}' is also the notebook of task "
+                    f"'{notebooks[found[0].name]}'; expected separate files",
+                )
+            )
+    return problems
+
+
 def _graph_problems(doc: yamldoc.YamlDoc, dep: FlowDefinition) -> list[Problem]:
     problems: list[Problem] = []
     seen: dict[str, int] = {}
@@ -373,8 +657,9 @@ def _file_problems(
     repo_root: Path,
 ) -> list[Problem]:
     problems: list[Problem] = []
-    root = real_folder(repo_root)
     for i, task in enumerate(dep.tasks):
+        if task.pipeline_task is not None:
+            continue
         path = notebook_path(folder, task)
         key = ("tasks", i, "notebook") if task.notebook else ("tasks", i, "task_key")
         if not path.is_file():
@@ -384,7 +669,7 @@ def _file_problems(
                     f"notebook '{task.notebook_file}' not found in {doc.shown.rsplit('/', 1)[0]}/",
                 )
             )
-        elif not real_path(path).is_relative_to(root):
+        elif not resolves_inside(path, repo_root):
             problems.append(
                 doc.problem(
                     key,

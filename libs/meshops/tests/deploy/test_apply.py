@@ -76,6 +76,8 @@ def calls(ws: WorkspaceDouble) -> Counter[tuple[str, str]]:
     """Requests by method and path family (files and permissions by prefix)."""
     out: Counter[tuple[str, str]] = Counter()
     for r in ws.request_log.api_calls():
+        if (r.method, r.path) == ("GET", "/api/2.0/fs/endpoints"):
+            continue  # the SDK's own discovery before its first upload (databricks-sdk >= 0.167)
         path = FILES if r.path.startswith(FILES) else PERMS if r.path.startswith(PERMS) else r.path
         out[(r.method, path)] += 1
     return out

@@ -158,6 +158,7 @@ def test_deleted_branch_makes_jobs_and_schemas_stale_prod_stays(
     uc = "/api/2.1/unity-catalog/schemas"
     assert [(r.method, r.path) for r in ws.request_log.api_calls()] == [
         ("GET", "/api/2.2/jobs/list"),
+        ("GET", "/api/2.0/pipelines"),
         ("GET", uc),
         *[
             ("GET", f"{uc}/{CATALOG}.{name}")

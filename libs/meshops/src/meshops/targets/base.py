@@ -1,5 +1,6 @@
-"""What every deployment target offers: the few job, file and schema operations apply and the
-janitor need, with the same payloads everywhere (the Jobs API 2.2 job settings)."""
+"""What every deployment target offers: the few job, pipeline, file and schema operations
+apply and the janitor need, with the same payloads everywhere (the Jobs API 2.2 job settings,
+the Pipelines API pipeline settings)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from databricks.sdk.service import jobs
+from databricks.sdk.service import jobs, pipelines
 
 from meshops import identity
 
@@ -88,6 +89,46 @@ class DeployedJob:
 
 
 @dataclass(frozen=True)
+class DeployedPipeline:
+    """A pipeline as a target has it: its id and settings."""
+
+    pipeline_id: str
+    settings: pipelines.PipelineSpec
+    created_ms: int
+    """When it was created (Databricks: when it was last modified; the API keeps no creation
+    time, and meshops writes a dev pipeline once, at its deployment's first deploy)."""
+
+    @property
+    def name(self) -> str:
+        return self.settings.name or ""
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        return self.settings.tags or {}
+
+    @property
+    def configuration(self) -> Mapping[str, str]:
+        return self.settings.configuration or {}
+
+    @property
+    def managed(self) -> bool:
+        """Only pipelines carrying the flow tag are ever written or deleted by meshops."""
+        return identity.flow_of(self.tags) is not None
+
+    @property
+    def content_hash(self) -> str | None:
+        return identity.hash_of(self.tags)
+
+    @property
+    def flow(self) -> str | None:
+        return identity.flow_of(self.tags)
+
+    @property
+    def deployment(self) -> str:
+        return identity.deployment_of(self.tags)
+
+
+@dataclass(frozen=True)
 class SchemaInfo:
     """A Unity Catalog schema (locally: a schema of the local metastore)."""
 
@@ -140,6 +181,42 @@ class Target(Protocol):
         ...
 
     def delete_job(self, job_id: int) -> None: ...
+
+    def pipelines_named(self, name: str) -> list[DeployedPipeline]:
+        """Pipelines with exactly this name, with their settings."""
+        ...
+
+    def list_pipelines(self) -> list[DeployedPipeline]:
+        """Every pipeline, with its settings (managed or not: callers filter)."""
+        ...
+
+    def create_pipeline(
+        self, settings: pipelines.PipelineSpec, run_as: pipelines.RunAs | None
+    ) -> str:
+        """Create a pipeline in one attempt (never retried underneath); returns its id. Its
+        name must be free: a second create of the same name fails instead of duplicating."""
+        ...
+
+    def edit_pipeline(
+        self, pipeline_id: str, settings: pipelines.PipelineSpec, run_as: pipelines.RunAs | None
+    ) -> None:
+        """Replace every setting of a pipeline."""
+        ...
+
+    def set_pipeline_permissions(
+        self, pipeline_id: str, acl: Sequence[pipelines.PipelineAccessControlRequest]
+    ) -> None:
+        """Replace the direct permissions of a pipeline (its owner stays)."""
+        ...
+
+    def delete_pipeline(self, pipeline_id: str) -> None:
+        """Remove a pipeline (no error when it is gone already)."""
+        ...
+
+    def upload_source(self, path: str, data: bytes, notebook_language: str | None) -> None:
+        """Write a pipeline source at a `/Workspace/...` path, replacing it: a notebook in
+        `notebook_language` (`path` without extension), else a workspace file."""
+        ...
 
     def upload(self, path: str, data: bytes) -> None:
         """Write a file at a `/Volumes/...` or `/Workspace/...` path, replacing it."""

@@ -38,13 +38,20 @@ from databricks.sdk.service.jobs import (
     JobAccessControlRequest,
     JobSettings,
 )
-from databricks.sdk.service.workspace import ImportFormat
+from databricks.sdk.service.pipelines import (
+    GetPipelineResponse,
+    PipelineAccessControlRequest,
+    PipelineSpec,
+    RunAs,
+)
+from databricks.sdk.service.workspace import ImportFormat, Language
 
 from meshops.context import strip_userinfo
 from meshops.errors import MeshopsError
-from meshops.targets.base import DeployedJob, SchemaInfo, one_line
+from meshops.targets.base import DeployedJob, DeployedPipeline, SchemaInfo, one_line
 
 LIST_PAGE = 100  # the Jobs API maximum: fewest requests for one list pass
+PIPELINE_PAGE = 100  # the Pipelines API maximum of one list page
 HTTP_TIMEOUT_SECONDS = 20.0  # one request: connect and read
 RETRY_TIMEOUT_SECONDS = 120  # all SDK retries of one call (429/503 waits, reconnects)
 REACH_ATTEMPTS = 3  # tries of the first request before giving up on the workspace
@@ -87,6 +94,25 @@ def _job(base: BaseJob) -> DeployedJob:
         settings=base.settings or JobSettings(),
         created_ms=int(base.created_time or 0),
     )
+
+
+def _pipeline(info: GetPipelineResponse) -> DeployedPipeline:
+    return DeployedPipeline(
+        pipeline_id=str(info.pipeline_id),
+        settings=info.spec or PipelineSpec(name=info.name),
+        created_ms=int(info.last_modified or 0),
+    )
+
+
+def _like(name: str) -> str:
+    """A Pipelines list filter for `name` (`_` and `%` match anything: callers compare)."""
+    return "name LIKE '" + name.replace("'", "''") + "'"
+
+
+def _spec_kwargs(settings: PipelineSpec) -> dict[str, Any]:
+    """A PipelineSpec as the keyword arguments of `pipelines.create`/`update`: exactly the
+    fields of its JSON body (`from_dict` leaves absent lists empty, which the SDK would send)."""
+    return {name: getattr(settings, name) for name in settings.as_dict()}
 
 
 def _settings_kwargs(settings: JobSettings) -> dict[str, Any]:
@@ -227,6 +253,64 @@ class DatabricksTarget:
         except DatabricksError as exc:  # a retried delete whose first answer was lost
             if "does not exist" not in str(exc):
                 raise
+
+    def pipelines_named(self, name: str) -> list[DeployedPipeline]:
+        """One filtered list, then the settings of each exact match (a list has none)."""
+        return self._pipelines(_like(name), name)
+
+    def list_pipelines(self) -> list[DeployedPipeline]:
+        return self._pipelines(None, None)
+
+    def _pipelines(self, query: str | None, name: str | None) -> list[DeployedPipeline]:
+        found = []
+        try:
+            for state in self.w.pipelines.list_pipelines(filter=query, max_results=PIPELINE_PAGE):
+                if not state.pipeline_id or (name is not None and state.name != name):
+                    continue
+                with contextlib.suppress(NotFound):  # deleted since it was listed
+                    found.append(_pipeline(self.w.pipelines.get(state.pipeline_id)))
+        except DatabricksError as exc:
+            raise MeshopsError(one_line(exc)) from None
+        return found
+
+    def create_pipeline(self, settings: PipelineSpec, run_as: RunAs | None) -> str:
+        """One attempt, never retried by the SDK; the caller reconciles by name."""
+        try:
+            created = self._once.pipelines.create(run_as=run_as, **_spec_kwargs(settings))
+        except TimeoutError as exc:  # the SDK's retry budget ended: the cause is what happened
+            raise (exc.__cause__ or exc) from None
+        if not created.pipeline_id:
+            raise MeshopsError(f"pipelines/create returned no pipeline id for {settings.name}")
+        return str(created.pipeline_id)
+
+    def edit_pipeline(self, pipeline_id: str, settings: PipelineSpec, run_as: RunAs | None) -> None:
+        self.w.pipelines.update(pipeline_id, run_as=run_as, **_spec_kwargs(settings))
+
+    def set_pipeline_permissions(
+        self, pipeline_id: str, acl: Sequence[PipelineAccessControlRequest]
+    ) -> None:
+        self.w.pipelines.set_permissions(pipeline_id, access_control_list=list(acl))
+
+    def delete_pipeline(self, pipeline_id: str) -> None:
+        with contextlib.suppress(NotFound):  # a retried delete whose first answer was lost
+            self.w.pipelines.delete(pipeline_id)
+
+    def upload_source(self, path: str, data: bytes, notebook_language: str | None) -> None:
+        """A notebook is imported as SOURCE in its language (exactly at `path`); a file as RAW,
+        so a `.sql` file with a notebook header still stays the file its library names."""
+        if not path.startswith("/Workspace/"):
+            raise MeshopsError(f"cannot upload the source {path}: expected /Workspace/...")
+        self.w.workspace.mkdirs(posixpath.dirname(path))
+        if notebook_language is None:
+            self.w.workspace.upload(path, data, format=ImportFormat.RAW, overwrite=True)
+        else:
+            self.w.workspace.upload(
+                path,
+                data,
+                format=ImportFormat.SOURCE,
+                language=Language(notebook_language),
+                overwrite=True,
+            )
 
     def create_file(self, path: str, data: bytes) -> bool:
         """Write a new file; False when one is there already (create-if-absent)."""

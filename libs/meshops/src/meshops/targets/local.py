@@ -1,11 +1,12 @@
 """The local target: the embedded default when no workspace is configured.
 
-Jobs live in a SQLite registry under the state dir, holding exactly the payloads
-Databricks would get; files under `/Volumes/...` land in the state dir's volumes
-folder, which local Spark reads as `/Volumes`; schemas are those of the local
-metastore. `run_job` runs a deployed job with the local runner on the code at
-the job's pinned commit or tag (a git worktree of that ref), so a dev job run
-here writes the same tables, under the same names, as it would in the workspace.
+Jobs and pipelines live in a SQLite registry under the state dir, holding exactly the
+payloads Databricks would get (a pipeline's id is a UUID, as there); files under
+`/Volumes/...` land in the state dir's volumes folder, which local Spark reads as
+`/Volumes`; schemas are those of the local metastore. `run_job` runs a deployed job with
+the local runner on the code at the job's pinned commit or tag (a git worktree of that
+ref), so a dev job run here writes the same tables, under the same names, as it would in
+the workspace.
 
 Project libs are not installed from the worktree: a run imports them from the
 environment (the main checkout's editable installs), as `meshops run` does.
@@ -18,12 +19,13 @@ import os
 import shutil
 import sqlite3
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from databricks.sdk.service import jobs
+from databricks.sdk.service import jobs, pipelines
 
 from meshops import identity
 from meshops.context import git
@@ -32,7 +34,7 @@ from meshops.identity import Identity
 from meshops.spec import load_specs
 from meshops.sqlitefile import SqliteFile
 from meshops.state import StatePaths
-from meshops.targets.base import DeployedJob, SchemaInfo
+from meshops.targets.base import DeployedJob, DeployedPipeline, SchemaInfo
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -44,6 +46,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     job_id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE,
     settings TEXT NOT NULL,
+    permissions TEXT NOT NULL,
+    deployed_by TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+)
+"""
+PIPELINES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pipelines (
+    pipeline_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    settings TEXT NOT NULL,
+    run_as TEXT,
     permissions TEXT NOT NULL,
     deployed_by TEXT NOT NULL,
     created REAL NOT NULL,
@@ -144,6 +158,129 @@ class JobRegistry(SqliteFile):
         self._write("DELETE FROM jobs WHERE job_id = ?", (job_id,), job_id)
 
 
+@dataclass(frozen=True)
+class RegisteredPipeline:
+    """One pipeline of the registry: its settings as deployed, who deployed them and when."""
+
+    pipeline_id: str
+    name: str
+    settings: dict[str, Any]
+    run_as: dict[str, Any] | None
+    permissions: list[dict[str, str]]
+    deployed_by: str
+    created: float
+    updated: float
+
+    def as_deployed(self) -> DeployedPipeline:
+        return DeployedPipeline(
+            pipeline_id=self.pipeline_id,
+            settings=pipelines.PipelineSpec.from_dict(self.settings),
+            created_ms=int(self.created * 1000),
+        )
+
+
+class PipelineRegistry(SqliteFile):
+    """The pipelines of the local registry (same file as the jobs); a local run of a job's
+    `pipeline_task` finds its pipeline here by id."""
+
+    schema = PIPELINES_SCHEMA
+
+    _SELECT = (
+        "SELECT pipeline_id, name, settings, run_as, permissions, deployed_by, created, updated "
+        "FROM pipelines"
+    )
+
+    def _rows(self, query: str, args: tuple[Any, ...] = ()) -> list[RegisteredPipeline]:
+        with self.read() as db:
+            rows = db.execute(query, args).fetchall()
+        return [
+            RegisteredPipeline(
+                r[0],
+                r[1],
+                json.loads(r[2]),
+                json.loads(r[3]) if r[3] else None,
+                json.loads(r[4]),
+                r[5],
+                r[6],
+                r[7],
+            )
+            for r in rows
+        ]
+
+    def all(self) -> list[RegisteredPipeline]:
+        return self._rows(self._SELECT + " ORDER BY created, pipeline_id")
+
+    def named(self, name: str) -> list[RegisteredPipeline]:
+        return self._rows(self._SELECT + " WHERE name = ?", (name,))
+
+    def get(self, pipeline_id: str) -> RegisteredPipeline | None:
+        rows = self._rows(self._SELECT + " WHERE pipeline_id = ?", (pipeline_id,))
+        return rows[0] if rows else None
+
+    def create(
+        self, settings: Mapping[str, Any], run_as: Mapping[str, Any] | None, deployed_by: str
+    ) -> str:
+        now = time.time()
+        pipeline_id = str(uuid.uuid4())
+        try:
+            with self.write() as db:
+                db.execute(
+                    "INSERT INTO pipelines (pipeline_id, name, settings, run_as, permissions, "
+                    "deployed_by, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        pipeline_id,
+                        settings["name"],
+                        json.dumps(settings),
+                        json.dumps(run_as) if run_as else None,
+                        "[]",
+                        deployed_by,
+                        now,
+                        now,
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise MeshopsError(f"a pipeline named {settings['name']} already exists") from None
+        return pipeline_id
+
+    def _write(self, query: str, args: tuple[Any, ...], pipeline_id: str) -> None:
+        with self.write() as db:
+            cursor = db.execute(query, args)
+        if cursor.rowcount != 1:
+            raise MeshopsError(f"pipeline {pipeline_id} does not exist in the local registry")
+
+    def edit(
+        self,
+        pipeline_id: str,
+        settings: Mapping[str, Any],
+        run_as: Mapping[str, Any] | None,
+        deployed_by: str,
+    ) -> None:
+        self._write(
+            "UPDATE pipelines SET name = ?, settings = ?, run_as = ?, deployed_by = ?, "
+            "updated = ? WHERE pipeline_id = ?",
+            (
+                settings["name"],
+                json.dumps(settings),
+                json.dumps(run_as) if run_as else None,
+                deployed_by,
+                time.time(),
+                pipeline_id,
+            ),
+            pipeline_id,
+        )
+
+    def set_permissions(self, pipeline_id: str, acl: Sequence[Mapping[str, str]]) -> None:
+        self._write(
+            "UPDATE pipelines SET permissions = ?, updated = ? WHERE pipeline_id = ?",
+            (json.dumps(list(acl)), time.time(), pipeline_id),
+            pipeline_id,
+        )
+
+    def delete(self, pipeline_id: str) -> None:
+        with self.write() as db:
+            db.execute("DELETE FROM pipelines WHERE pipeline_id = ?", (pipeline_id,))
+
+
 class LocalTarget:
     """Registry, volumes and metastore under one state dir."""
 
@@ -153,6 +290,7 @@ class LocalTarget:
         self.state = state
         self.user = user
         self.registry = JobRegistry(state.jobs_db)
+        self.pipelines = PipelineRegistry(state.jobs_db)
 
     def describe(self) -> str:
         return f"local registry {self.state.jobs_db}"
@@ -179,6 +317,41 @@ class LocalTarget:
 
     def delete_job(self, job_id: int) -> None:
         self.registry.delete(job_id)
+
+    def pipelines_named(self, name: str) -> list[DeployedPipeline]:
+        return [p.as_deployed() for p in self.pipelines.named(name)]
+
+    def list_pipelines(self) -> list[DeployedPipeline]:
+        return [p.as_deployed() for p in self.pipelines.all()]
+
+    def create_pipeline(
+        self, settings: pipelines.PipelineSpec, run_as: pipelines.RunAs | None
+    ) -> str:
+        return self.pipelines.create(
+            settings.as_dict(), run_as.as_dict() if run_as else None, self.user
+        )
+
+    def edit_pipeline(
+        self, pipeline_id: str, settings: pipelines.PipelineSpec, run_as: pipelines.RunAs | None
+    ) -> None:
+        self.pipelines.edit(
+            pipeline_id, settings.as_dict(), run_as.as_dict() if run_as else None, self.user
+        )
+
+    def set_pipeline_permissions(
+        self, pipeline_id: str, acl: Sequence[pipelines.PipelineAccessControlRequest]
+    ) -> None:
+        self.pipelines.set_permissions(pipeline_id, [a.as_dict() for a in acl])
+
+    def delete_pipeline(self, pipeline_id: str) -> None:
+        self.pipelines.delete(pipeline_id)
+
+    def upload_source(self, path: str, data: bytes, notebook_language: str | None) -> None:
+        """Under the state dir's workspace folder, as `upload`: a local run reads the sources
+        from the pinned checkout, these are the deployed copy the payload names."""
+        if not path.startswith("/Workspace/"):
+            raise MeshopsError(f"cannot upload the source {path}: expected /Workspace/...")
+        self.upload(path, data)
 
     def local_path(self, path: str) -> Path:
         """Where a workspace path lives on this machine (`/Volumes` as local Spark maps it)."""

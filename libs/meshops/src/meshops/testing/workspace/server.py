@@ -13,6 +13,7 @@ import contextlib
 import copy
 import hmac
 import json
+import posixpath
 import re
 import socket
 import sys
@@ -47,6 +48,7 @@ from meshops.testing.workspace.jobs import JobsApi
 from meshops.testing.workspace.log import AuthState, RecordedRequest, RequestLog
 from meshops.testing.workspace.objects import WorkspaceObjectsApi
 from meshops.testing.workspace.permissions import PermissionsApi
+from meshops.testing.workspace.pipelines import PipelinesApi
 
 # Headers worth asserting on; anything else (Authorization, cookies, cloud
 # tokens) is never stored, so a log dump cannot leak a credential.
@@ -154,6 +156,7 @@ class WorkspaceDouble:
         )
         self._catalog = CatalogApi(self._state, self._files, page_size=uc_page_size)
         self._objects = WorkspaceObjectsApi(self._state)
+        self._pipelines = PipelinesApi(self._state, object_type=self._object_type)
         self._parts: list[ApiPart] = [
             IdentityApi(self._state),
             self._jobs,
@@ -161,6 +164,7 @@ class WorkspaceDouble:
             self._catalog,
             self._files,
             self._objects,
+            self._pipelines,
         ]
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             (method, re.compile(pattern), func)
@@ -224,6 +228,16 @@ class WorkspaceDouble:
     @presigned_urls.setter
     def presigned_urls(self, value: bool) -> None:
         self._files.presigned_urls = value
+
+    def _object_type(self, path: str) -> str | None:
+        """NOTEBOOK, FILE or DIRECTORY at a workspace path (`/Workspace/x` is `/x`), None."""
+        path = posixpath.normpath(path)
+        if path == "/Workspace" or path.startswith("/Workspace/"):
+            path = path.removeprefix("/Workspace") or "/"
+        found = self._objects.objects.get(path) or self._objects.objects.get(
+            "/Workspace" + path if path != "/" else path
+        )
+        return found.object_type if found else None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -446,6 +460,17 @@ class WorkspaceDouble:
         """Every job as `jobs/get` would return it, by job id."""
         with self._lock:
             return {jid: copy.deepcopy(job) for jid, job in self._jobs.jobs.items()}
+
+    def pipelines(self) -> dict[str, dict[str, Any]]:
+        """Every pipeline as `GET /api/2.0/pipelines/{id}` would return it (plus its
+        `updates`, oldest first), by pipeline id."""
+        with self._lock:
+            return {pid: copy.deepcopy(p) for pid, p in self._pipelines.pipelines.items()}
+
+    def pipeline_permissions(self, pipeline_id: str) -> dict[tuple[str, str], str]:
+        """A pipeline's direct permissions: (principal kind, name) -> level."""
+        with self._lock:
+            return dict(self._pipelines.acls.get(pipeline_id, {}))
 
     def runs(self) -> list[dict[str, Any]]:
         with self._lock:
