@@ -13,7 +13,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from meshops import workspace
+from meshops import quality, workspace
 from meshops.context import git
 from meshops.errors import InvalidInput, Problem
 from meshops.source import NotebookFormatError, imported_packages
@@ -60,6 +60,8 @@ class Flow:
     """Workspace libs the flow's notebooks import, with their dependencies (attached to jobs)."""
     project_libs: tuple[Lib, ...] = ()
     """Its project's libs and their dependencies (a change to any affects the flow)."""
+    checks: tuple[str, ...] = ()
+    """Its data-quality checks files (`quality.is_checks_file`), repo-relative, sorted."""
 
     @property
     def project_key(self) -> str:
@@ -112,7 +114,7 @@ def scan(root: Path) -> Mesh:
     problems: list[Problem] = []
     flows: list[Flow] = []
     spec_dirs: set[str] = set()
-    specs, notebooks = _walk(root)
+    specs, notebooks, checks = _walk(root)
     for deployment in specs:
         spec_dirs.add(deployment.parent.relative_to(root).as_posix())
         flow, problem = _flow(root, deployment)
@@ -128,6 +130,7 @@ def scan(root: Path) -> Mesh:
         replace(
             f,
             libs=_closure(_imported(root, notebooks.get(f.rel, []), by_package), libs),
+            checks=tuple(sorted(checks.get(f.rel, []))),
             project_libs=_closure(by_project.get(f.project_key, []), libs),
         )
         for f in flows
@@ -242,12 +245,14 @@ def _libs(root: Path) -> list[Lib]:
     return out
 
 
-def _walk(root: Path) -> tuple[list[Path], dict[str, list[Path]]]:
-    """One pass over `orgs/`: every deployment.yml, and the `.py`/`.ipynb` files below each
-    flow-deep folder (`orgs/o/domains/d/projects/p/flows/kind/flow`), in path order.
-    SKIP_DIRS are not entered, nor symlinked folders (as `Path.rglob` does not)."""
+def _walk(root: Path) -> tuple[list[Path], dict[str, list[Path]], dict[str, list[str]]]:
+    """One pass over `orgs/`: every deployment.yml, and the `.py`/`.ipynb` files and the
+    data-quality checks files (not in hidden folders) below each flow-deep folder
+    (`orgs/o/domains/d/projects/p/flows/kind/flow`), in path order. SKIP_DIRS are not
+    entered, nor symlinked folders (as `Path.rglob` does not)."""
     specs: list[Path] = []
     notebooks: dict[str, list[Path]] = {}
+    checks: dict[str, list[str]] = {}
     for here, dirs, files in os.walk(root / "orgs"):
         dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
         rel = Path(here).relative_to(root).as_posix()
@@ -261,9 +266,15 @@ def _walk(root: Path) -> tuple[list[Path], dict[str, list[Path]]]:
             found = [Path(here, f) for f in files if f.endswith(NOTEBOOK_SUFFIXES)]
             if found:
                 notebooks.setdefault(flow, []).extend(found)
+            inner = rel.split("/")[FLOW_DEPTH:]
+            if not any(part.startswith(".") for part in inner):
+                yml = [f"{rel}/{f}" for f in files if f.endswith(quality.CHECKS_SUFFIXES)]
+                found_checks = [n for n in yml if quality.is_checks_file(Path(n))]
+                if found_checks:
+                    checks.setdefault(flow, []).extend(found_checks)
     for found in notebooks.values():
         found.sort()
-    return sorted(specs), notebooks
+    return sorted(specs), notebooks, checks
 
 
 def _imported(root: Path, notebooks: list[Path], by_package: dict[str, Lib]) -> list[Lib]:

@@ -20,11 +20,12 @@ from pydantic import (
     BeforeValidator,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from meshops import config, cron, yamldoc
+from meshops import config, cron, quality, yamldoc
 from meshops.errors import InvalidFiles, Problem, resolves_inside
 from meshops.identity import MESHOPS_TAGS, RESERVED_PARAMETERS, RESERVED_TAG_PREFIX, RESERVED_TAGS
 from meshops.yamldoc import StrictModel
@@ -123,6 +124,10 @@ class Library(StrictModel):
         if len(given) != 1:
             raise ValueError(f"expected exactly one of pypi, whl, requirements, jar; got {given}")
         return self
+
+
+PIPELINE_RUN_TASK = "pipeline"
+"""The task key of a local run of a flow that is only a pipeline."""
 
 
 class PipelineTaskRef(StrictModel):
@@ -337,8 +342,16 @@ class FlowDefinition(StrictModel):
         """The tasks that run a notebook (not the flow's pipeline)."""
         return [t for t in self.tasks if t.pipeline_task is None]
 
+    @property
+    def runnable_tasks(self) -> list[Task]:
+        """What a local run executes: the job's tasks, or, for a flow that is only a
+        pipeline, one task (`pipeline`) that runs an update of it."""
+        if self.tasks or not self.has_pipeline:
+            return self.tasks
+        return [Task(task_key=PIPELINE_RUN_TASK, pipeline_task=PipelineTaskRef())]
+
     def task(self, key: str) -> Task:
-        return next(t for t in self.tasks if t.task_key == key)
+        return next(t for t in self.runnable_tasks if t.task_key == key)
 
     def order(self) -> list[str]:
         """Task keys in an order that respects depends_on (checked acyclic)."""
@@ -346,12 +359,42 @@ class FlowDefinition(StrictModel):
         return list(TopologicalSorter(graph).static_order())
 
 
+def _group(value: str) -> str:
+    if not value.strip() or value != value.strip() or not value.isprintable():
+        raise ValueError(
+            f"got {value!r}; expected a workspace group name (printable, no leading or "
+            "trailing spaces)"
+        )
+    return value
+
+
+GroupName = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_group)]
+
+
 class Domain(StrictModel):
-    """A domain's `domain.yml`: who owns it (permissions come from here)."""
+    """A domain's `domain.yml`: who owns it and who reads what it publishes (job permissions
+    and Unity Catalog grants come from here)."""
 
     owners_group: Annotated[str, Field(min_length=1)]
     contacts: list[Email] = Field(default_factory=list)
     description: str | None = None
+    readers: list[GroupName] = Field(default_factory=list)
+    """Groups that get USE CATALOG, USE SCHEMA and SELECT on the schemas the domain's flows
+    write (`meshops.grants`)."""
+
+    @field_validator("readers")
+    @classmethod
+    def _distinct_readers(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        twice = sorted({g for g in value if value.count(g) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(map(repr, twice))} listed more than once")
+        owners = info.data.get("owners_group")
+        if owners in value:
+            raise ValueError(
+                f"{owners!r} is the owners_group, which owns the domain's catalogs and "
+                "schemas already; list only groups that read"
+            )
+        return value
 
 
 @dataclass(frozen=True)
@@ -455,6 +498,8 @@ def load_specs(mesh: Mesh, flows: Sequence[Flow]) -> Specs:
             )
         except InvalidFiles as exc:
             problems.extend(exc.problems)
+        for checks in flow.checks:  # data-quality checks files, before anything runs
+            problems.extend(quality.file_problems(mesh.root / checks, mesh.root))
         if flow.domain_rel not in domains:
             try:
                 domains[flow.domain_rel] = load_domain(mesh.root / flow.domain_rel, mesh.root)
