@@ -299,6 +299,17 @@ def tests(session: nox.Session) -> None:
 
 
 @shared
+def engine(session: nox.Session) -> None:
+    """The warm Spark engine runs and tests reuse: `nox -s engine -- start|stop|status [--tests]`.
+
+    `start` keeps a Spark Connect server with the local session's settings running (`--tests`:
+    the one of the tests, state .meshops/tests); run, run-job and tests then start no JVM.
+    """
+    venv = install_workspace(session)
+    venv_run(session, venv, "meshops", "engine", *(session.posargs or ["status"]), spark=True)
+
+
+@shared
 def plan(session: nox.Session) -> None:
     """Print the Jobs API payloads of the flows: `nox -s plan -- --env prod [--flow PATH]`."""
     venv = install_workspace(session)
@@ -360,6 +371,10 @@ def demo(session: nox.Session) -> None:
         spark=True,
     )
     venv_run(session, venv, "meshops", "serve", f"{TAXI}/ml/taximodel", "--check", spark=True)
+    # the declarative pipeline, twice: the second update takes only the day dropped in between
+    for day in ("0", "1"):
+        venv_run(session, venv, "python", "tools/taxigen.py", "--day", day, "--rows", "5000")
+        venv_run(session, venv, "meshops", "run", f"{TAXI}/prep/tripstream", spark=True)
     # every product table with its rows counted and its first rows shown
     venv_run(session, venv, "meshops", "tables", "--rows", "3", spark=True)
 
@@ -403,16 +418,18 @@ def _env_args(args: Sequence[str]) -> list[str]:
     return found
 
 
-def _release_refusal() -> str | None:
-    """Why HEAD cannot be deployed to prod, checked before anything is installed.
+def _release_refusal(env: str = "prod") -> str | None:
+    """Why HEAD cannot be deployed to prod (or staging), checked before anything is installed.
 
-    The same Context rules `meshops deploy --env prod` applies again after the install.
+    The same Context rules `meshops deploy --env prod|staging` applies again after the install
+    (with the main branch, and for prod whether the commit passed staging).
     """
     try:
-        ctx = context.detect(ROOT, env="prod")
+        ctx = context.detect(ROOT, env=env)
     except MeshopsError as exc:
         return str(exc)
-    return "; and ".join(release.refusals(ctx)) or None
+    found = release.refusals(ctx) if env == "prod" else release.staging_refusals(ctx)
+    return "; and ".join(found) or None
 
 
 @shared(name="deploy-dev")
@@ -427,11 +444,43 @@ def deploy_dev(session: nox.Session) -> None:
     venv_run(session, venv, "meshops", "deploy", "--env", "dev", *session.posargs)
 
 
+@shared(name="deploy-staging")
+def deploy_staging(session: nox.Session) -> None:
+    """Staging jobs pinned to the commit at HEAD of the main branch (or a release candidate
+    tag vX.Y.Z-rc.N): all flows, or `-- --changed` since the last release.
+
+    Refuses (exit 2) unless the worktree is clean (and, checked by meshops, HEAD is on main).
+    """
+    if any(env != "staging" for env in _env_args(session.posargs)):
+        _refuse("deploy-staging deploys to staging only: drop --env")
+    refusal = _release_refusal("staging")
+    if refusal:
+        _refuse(refusal)
+    venv = install_workspace(session)
+    venv_run(session, venv, "meshops", "deploy", "--env", "staging", *session.posargs)
+
+
+@shared
+def integration(session: nox.Session) -> None:
+    """Run the staging jobs, then every flow's tests/integration/ against their tables, and
+    record the result for the commit: `nox -s integration -- --env staging [--flow PATH]`.
+
+    `nox -s deploy-prod` deploys a release tag only when its commit passed here.
+    """
+    if any(env != "staging" for env in _env_args(session.posargs)):
+        _refuse("integration tests run against staging: --env staging")
+    venv = install_workspace(session)
+    env = [] if _env_args(session.posargs) else ["--env", "staging"]
+    venv_run(session, venv, "meshops", "integration", *env, *session.posargs, spark=True)
+
+
 @shared(name="deploy-prod")
 def deploy_prod(session: nox.Session) -> None:
-    """Prod jobs pinned to the release tag at HEAD: all flows, or `-- --changed` since the last.
+    """Prod jobs pinned to the release tag at HEAD: all flows (a domain's tag
+    `<domain>/vX.Y.Z`: that domain's), or `-- --changed` since the last release.
 
-    Refuses (exit 2) unless HEAD is exactly a release tag vX.Y.Z and the worktree is clean.
+    Refuses (exit 2) unless HEAD is exactly a release tag and the worktree is clean, and
+    (checked by meshops on the target) unless the tag's commit passed staging.
     """
     if any(env != "prod" for env in _env_args(session.posargs)):
         _refuse("deploy-prod deploys to prod only: drop --env")

@@ -8,6 +8,12 @@ the local `samples` catalog, a shared input catalog that flows read and never wr
 - the same trips as parquet files in the volume `/Volumes/samples/nyctaxi/landing/trips`,
   which the ingest flow cleans into its own `trips` table (the revenue flow reads that).
 
+- daily drops for the pipeline example (`--day N`): the trips of day N as a JSON-lines file in
+  `/Volumes/samples/nyctaxi/landing/daily/trips/`, and that day's changes to the borough
+  service dimension (a change feed: upserts and deletes with a sequence number) in
+  `/Volumes/samples/nyctaxi/landing/daily/borough_changes/`. The tripstream pipeline's Auto
+  Loader picks up each new file once.
+
 The data are synthetic but shaped like the real thing (borough mix, durations that follow
 distance, tips mostly paid by card, a few dirty rows), so the revenue flow has something
 to aggregate, the ingest flow has something to clean and the ML flow has a signal to learn.
@@ -41,6 +47,11 @@ BLOCK_ROWS = 1 << 17
 
 LANDING_VOLUME = "samples/nyctaxi/landing/trips"
 """Where the ingest flow looks: `/Volumes/<this>` (the local runner maps `/Volumes`)."""
+
+DAILY_VOLUME = "samples/nyctaxi/landing/daily"
+"""Daily drops (`--day`): `trips/` and `borough_changes/` under `/Volumes/<this>`."""
+
+DAY_US = 86_400 * 1_000_000
 
 TABLE = "samples.nyctaxi.trips"
 """The sample table, under the name Databricks ships it with."""
@@ -222,6 +233,91 @@ def write(out_dir: Path, rows: int = 100_000, seed: int = 42, chunk_rows: int = 
     return out_dir
 
 
+def day_trips(day: int, rows: int, seed: int = 42) -> pa.Table:
+    """`rows` trips picked up on day `day` (0 = 2024-01-01), ids unique across days; the same
+    (day, rows, seed) gives the same trips."""
+    if not 0 <= day < DAYS:
+        raise ValueError(f"day must be 0 to {DAYS - 1}, got {day}")
+    trips = _block(day * 10_000_000, rows, seed, 1_000_000 + day)
+    pickup = trips["tpep_pickup_datetime"].to_numpy().astype("int64")
+    ride = trips["tpep_dropoff_datetime"].to_numpy().astype("int64") - pickup
+    start = (START - np.datetime64("1970-01-01T00:00:00", "us")).astype("int64") + day * DAY_US
+    moved = start + pickup % DAY_US
+    trips = trips.set_column(
+        1, "tpep_pickup_datetime", pa.array(moved.astype("datetime64[us]"), pa.timestamp("us"))
+    )
+    return trips.set_column(
+        2,
+        "tpep_dropoff_datetime",
+        pa.array((moved + ride).astype("datetime64[us]"), pa.timestamp("us")),
+    )
+
+
+SERVICE_ZONES = ("Yellow Zone", "Boro Zone", "Airports")
+
+
+def borough_changes(day: int, seed: int = 42) -> list[dict[str, Any]]:
+    """Day `day`'s change feed of the borough service dimension: on day 0 every borough is
+    inserted; later days update one or two boroughs' service zone and base fare, and on day 3
+    'Unknown' is deleted. `sequence` grows with the day, so a replay orders the same way."""
+    rng = np.random.default_rng([seed, 2_000_000 + day])
+    at = START + np.timedelta64(day * DAY_US, "us")
+    if day == 0:
+        chosen = list(range(len(BOROUGHS)))
+    else:
+        chosen = sorted(set(rng.choice(len(BOROUGHS) - 1, size=2).tolist()))
+    changes: list[dict[str, Any]] = []
+    for n, index in enumerate(chosen):
+        borough = BOROUGHS[index]
+        changes.append(
+            {
+                "borough": borough,
+                "service_zone": SERVICE_ZONES[
+                    2 if borough == "EWR" else int(rng.integers(0, 2)) if day else int(index > 0)
+                ],
+                "base_fare": round(3.0 + 0.25 * int(rng.integers(0, 4)), 2),
+                "operation": "UPSERT",
+                "sequence": day * 1000 + n,
+                "changed_at": str(at + np.timedelta64(n, "s")),
+            }
+        )
+    if day == 3:
+        changes.append(
+            {
+                "borough": "Unknown",
+                "service_zone": None,
+                "base_fare": None,
+                "operation": "DELETE",
+                "sequence": day * 1000 + len(changes),
+                "changed_at": str(at + np.timedelta64(len(changes), "s")),
+            }
+        )
+    return changes
+
+
+def drop_day(volume: Path, day: int, rows: int, seed: int = 42) -> tuple[Path, Path]:
+    """Write day `day`'s trips and borough changes as JSON-lines files under `volume` (the
+    local folder of `/Volumes/samples/nyctaxi/landing/daily`); written to a hidden name and
+    renamed, so a reader never sees half a file. The same day again rewrites the same files."""
+    import json
+
+    date = str(START.astype("datetime64[D]") + np.timedelta64(day, "D"))
+    out = []
+    for folder, records in (
+        ("trips", day_trips(day, rows, seed).to_pylist()),
+        ("borough_changes", borough_changes(day, seed)),
+    ):
+        target = volume / folder / f"{date}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        hidden = target.with_name(f".{target.name}.tmp")
+        with hidden.open("w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, default=str) + "\n")
+        hidden.replace(target)
+        out.append(target)
+    return out[0], out[1]
+
+
 def load_table(spark: Any, files: Path, table: str = TABLE) -> int:
     """Load the trips in `files` (as `write` makes them) into `table`, replacing it; its rows.
 
@@ -276,7 +372,25 @@ def main(argv: list[str] | None = None) -> int:
         help=f"load {TABLE} on local Spark (default: yes, unless --out is given)",
     )
     parser.add_argument("--chunk-rows", type=int, default=1_000_000, help="rows per file")
+    parser.add_argument(
+        "--day",
+        type=int,
+        action="append",
+        help="only drop day N's trips (--rows of them) and borough changes as JSON files into "
+        f"/Volumes/{DAILY_VOLUME}/ (repeatable; 0 = 2024-01-01)",
+    )
     args = parser.parse_args(argv)
+    if args.day:
+        if args.rows < 0 or any(not 0 <= d < DAYS for d in args.day):
+            parser.error(f"--rows must be 0 or more and --day 0 to {DAYS - 1}")
+        from meshops.state import StatePaths
+
+        root = Path(__file__).resolve().parents[1]
+        volume = args.out or StatePaths.for_repo(root).volumes / DAILY_VOLUME
+        for day in args.day:
+            trips, changes = drop_day(volume, day, args.rows, args.seed)
+            print(f"dropped day {day}: {trips} ({args.rows:,} trips), {changes}")
+        return 0
     if args.rows < 0 or args.chunk_rows < 1:
         parser.error("--rows must be 0 or more and --chunk-rows 1 or more")
     out = args.out if args.out is not None else default_out_dir()

@@ -188,3 +188,37 @@ def test_cli_rejects_negative_rows(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "--rows must be 0 or more" in done.stderr
+
+
+def test_day_trips_fall_on_their_day_with_ids_unique_across_days() -> None:
+    first, second = taxigen.day_trips(0, 500), taxigen.day_trips(1, 500)
+    for day, trips in ((0, first), (1, second)):
+        dates = {t.date().isoformat() for t in trips["tpep_pickup_datetime"].to_pylist()}
+        assert dates == {f"2024-01-0{day + 1}"}
+        rides = zip(
+            trips["tpep_pickup_datetime"].to_pylist(),
+            trips["tpep_dropoff_datetime"].to_pylist(),
+            strict=True,
+        )
+        assert all(drop > pick for pick, drop in rides)
+    assert not set(first["trip_id"].to_pylist()) & set(second["trip_id"].to_pylist())
+    assert taxigen.day_trips(1, 500).equals(second)
+
+
+def test_borough_changes_insert_all_then_update_and_delete() -> None:
+    day0 = taxigen.borough_changes(0)
+    assert sorted(c["borough"] for c in day0) == sorted(taxigen.BOROUGHS)
+    assert {c["operation"] for c in day0} == {"UPSERT"}
+    day3 = taxigen.borough_changes(3)
+    assert day3[-1]["borough"] == "Unknown" and day3[-1]["operation"] == "DELETE"
+    sequences = [c["sequence"] for d in range(5) for c in taxigen.borough_changes(d)]
+    assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
+
+
+def test_drop_day_writes_json_lines_once_per_day(tmp_path: Path) -> None:
+    trips, changes = taxigen.drop_day(tmp_path, 2, 100)
+    assert trips == tmp_path / "trips" / "2024-01-03.json"
+    assert len(trips.read_text().splitlines()) == 100
+    assert changes.read_text().splitlines()
+    taxigen.drop_day(tmp_path, 2, 100)  # again: same files, nothing added
+    assert sorted(p.name for p in (tmp_path / "trips").iterdir()) == ["2024-01-03.json"]

@@ -112,7 +112,7 @@ def test_names_equal_naming(repo: Path) -> None:
 
 def test_exit_codes(repo: Path) -> None:
     assert run(repo, "names", "nowhere.py")[0] == 2
-    assert run(repo, "plan", "--env", "staging")[0] == 2
+    assert run(repo, "plan", "--env", "qa")[0] == 2
     assert run(repo, "plan", "--changed-since", "no-such-ref")[0] == 2
     # git cannot diff unrelated histories: a failure, not bad input
     git(repo, "checkout", "-q", "--orphan", "island")
@@ -142,10 +142,10 @@ def test_meshops_env_chooses_the_env_and_the_flag_wins(
     assert json.loads(out)[0]["job_name"] == "transport_taxinyc_prod_revenue"
     code, out, _ = run(repo, "plan", "--env", "dev", "--json", "--flow", str(repo / REVENUE))
     assert json.loads(out)[0]["job_name"].startswith("transport_taxinyc_dev_revenue_")
-    monkeypatch.setenv("MESHOPS_ENV", "staging")
+    monkeypatch.setenv("MESHOPS_ENV", "qa")
     code, _, err = run(repo, "plan", "--json")
     assert code == 2
-    assert "MESHOPS_ENV='staging' is not known; expected one of: local, dev, prod" in err
+    assert "MESHOPS_ENV='qa' is not known; expected one of: local, dev, staging, prod" in err
 
 
 def test_names_longer_than_unity_catalog_allows_fail_validate_and_plan(repo: Path) -> None:

@@ -90,8 +90,8 @@ def test_overrides_beat_variables_beat_ci(mesh_repo: Path) -> None:
 def test_bad_commit_and_env_are_invalid_input(mesh_repo: Path) -> None:
     with pytest.raises(InvalidInput, match=r"expected a hex commit hash.*MESHOPS_COMMIT"):
         context.detect(mesh_repo, environ={"MESHOPS_COMMIT": "not-a-sha"})
-    with pytest.raises(InvalidInput, match="env 'staging' is not known; expected one of"):
-        context.detect(mesh_repo, env="staging", environ={})
+    with pytest.raises(InvalidInput, match="env 'qa' is not known; expected one of"):
+        context.detect(mesh_repo, env="qa", environ={})
 
 
 def test_repository_without_commits(tmp_path: Path, meshops_repo_root: Path) -> None:

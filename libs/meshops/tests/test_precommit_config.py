@@ -57,12 +57,24 @@ def test_no_hook_runs_a_program_found_on_path(
         assert (meshops_repo_root / command[1]).is_file()
 
 
-def test_the_workspace_hooks_are_mypy_and_meshops_validate(hooks: list[dict[str, Any]]) -> None:
+def test_the_workspace_hooks_are_mypy_meshops_validate_and_codeowners(
+    hooks: list[dict[str, Any]],
+) -> None:
     launched = {h["id"]: h["entry"] for h in hooks if LAUNCHER in h["entry"]}
     assert launched == {
         "mypy": f"python {LAUNCHER} -m mypy",
         "meshops-validate": f"python {LAUNCHER} -m meshops validate",
+        "meshops-codeowners": f"python {LAUNCHER} -m meshops codeowners --check",
     }
+    codeowners = next(h for h in hooks if h["id"] == "meshops-codeowners")
+    assert codeowners["pass_filenames"] is False  # it checks the whole file, not the ones given
+    for path in (
+        "orgs/people/domains/hr/domain.yml",
+        ".github/CODEOWNERS",
+        ".brickopscfg/config.yml",
+    ):
+        assert _matches(codeowners, path), path
+    assert not _matches(codeowners, "orgs/people/domains/hr/projects/staff/flows/prep/x/a.py")
 
 
 # ---- the launcher ------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def test_domain_file_errors_name_the_key(mesh_repo: Path) -> None:
         "orgs/acme/domains/transport/domain.yml:1: owners_group: required key is missing",
         "orgs/acme/domains/transport/domain.yml:2: contacts[0]: 'nobody' is not an email address",
         "orgs/acme/domains/transport/domain.yml:1: owner_group: unknown key 'owner_group'; "
-        "expected one of: contacts, description, owners_group",
+        "expected one of: contacts, description, owners_group, readers",
     ]
 
 

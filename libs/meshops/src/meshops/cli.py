@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,7 +35,8 @@ class Global:
 
 
 EnvOpt = Annotated[
-    str | None, typer.Option("--env", "-e", help="local, dev or prod (default: MESHOPS_ENV)")
+    str | None,
+    typer.Option("--env", "-e", help="local, dev, staging or prod (default: MESHOPS_ENV)"),
 ]
 FlowOpt = Annotated[
     list[Path] | None, typer.Option("--flow", "-f", help="flow folder (repeatable); default: all")
@@ -142,16 +144,27 @@ def plan_cmd(
     cli: typer.Context,
     env: Annotated[
         str | None,
-        typer.Option("--env", "-e", help="local, dev or prod (default: MESHOPS_ENV, else dev)"),
+        typer.Option(
+            "--env", "-e", help="local, dev, staging or prod (default: MESHOPS_ENV, else dev)"
+        ),
     ] = None,
     flow: FlowOpt = None,
     changed_since: SinceOpt = None,
     as_json: JsonOpt = False,
+    with_grants: Annotated[
+        bool,
+        typer.Option(
+            "--grants", help="the Unity Catalog owners and grants instead of the payloads"
+        ),
+    ] = False,
 ) -> None:
     """Print the exact Jobs and Pipelines API payloads the flows deploy as (validated first)."""
     ctx = make_context(cli, env, default_env="dev")
     mesh = discover.scan(ctx.repo_root)
     chosen = select(mesh, flow, changed_since)
+    if with_grants:
+        _plan_grants(ctx, mesh, chosen, strict_layout=not flow, as_json=as_json)
+        return
     planned = plan.checked(identity.of(ctx), mesh, chosen, strict_layout=not flow)
     if as_json:
         emit_json_items(_plan_json(p) for p in planned)
@@ -184,6 +197,32 @@ def plan_cmd(
             "[yellow]note:[/yellow] HEAD is not a release tag vX.Y.Z: prod payloads are pinned to "
             "the commit for preview; `nox -s deploy-prod` only deploys from a tag"
         )
+
+
+def _plan_grants(
+    ctx: Context, mesh: Mesh, chosen: list[Flow], *, strict_layout: bool, as_json: bool
+) -> None:
+    """`plan --grants`: who owns and may read or write what the flows write in `ctx.env`."""
+    from meshops import grants
+
+    ident = identity.of(ctx)
+    specs = load_specs(mesh, chosen)
+    plans = list(plan.checked(ident, mesh, chosen, strict_layout=strict_layout, specs=specs))
+    planned = grants.build(ident, plans, specs)
+    if as_json:
+        emit_json(planned.as_json())
+        return
+    shown = table("securable", "owner", "principal", "privileges", title=f"grants, env {ctx.env}")
+    for s in planned.securables:
+        rows = [(a.principal or "", a.privileges or []) for a in s.assignments()] or [("-", [])]
+        for i, (principal, privileges) in enumerate(rows):
+            shown.add_row(
+                s.name if i == 0 else "",
+                s.owner if i == 0 else "",
+                principal,
+                ", ".join(p.value for p in privileges) or "-",
+            )
+    out.print(shown)
 
 
 def _plan_json(p: plan.JobPlan | plan.PipelinePlan) -> dict[str, Any]:
@@ -264,13 +303,20 @@ def run(
     task: Annotated[
         list[str] | None, typer.Option("--task", "-t", help="run only this task (repeatable)")
     ] = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(help="pipelines: drop their tables and checkpoints and rebuild them"),
+    ] = False,
 ) -> None:
     """Run flows on this machine with local Spark, under the names the workspace would use."""
     from meshops.engine import flowrun, view
 
     ctx = make_context(cli, env)
-    if ctx.env == "prod":
-        raise InvalidInput("--env prod is never run locally: prod runs only as deployed jobs")
+    if ctx.env in ("prod", "staging"):
+        raise InvalidInput(
+            f"--env {ctx.env} is never run locally: {ctx.env} runs only as deployed jobs "
+            "(`meshops run-job` runs one of the local target)"
+        )
     mesh = discover.scan(ctx.repo_root)
     chosen = [mesh.find(f) for f in flow]
     specs = load_specs(mesh, chosen)  # every flow valid before the first one starts
@@ -281,7 +327,12 @@ def run(
             ctx,
             mesh,
             target,
-            flowrun.RunOptions(parameters=params, max_workers=workers, only=tuple(task or ())),
+            flowrun.RunOptions(
+                parameters=params,
+                max_workers=workers,
+                only=tuple(task or ()),
+                full_refresh=full_refresh,
+            ),
             spec=specs.flows[target.rel],
             console=err,
         )
@@ -355,7 +406,8 @@ def deploy_cmd(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Deploy flows as jobs: dev from any commit, prod only from a release tag vX.Y.Z."""
+    """Deploy flows as jobs: dev from any commit, staging from the main branch, prod only
+    from a release tag vX.Y.Z (or <domain>/vX.Y.Z) whose commit passed staging."""
     from meshops import deploy as deploying
 
     deploying.check_env_flag(env)
@@ -411,10 +463,16 @@ def deploy_cmd(
             )
         for r in report.results:
             shown.add_row(r.flow, r.job, r.action.value, str(r.job_id or "-"), r.reason or "-")
+        for g in report.grants:
+            shown.add_row("", g.name, g.action.value, "-", g.reason or g.describe() or "-")
         out.print(shown)
     counts = ", ".join(f"{report.count(a)} {a.value}" for a in deploying.Action if report.count(a))
     sources = f", {len(report.sources)} pipeline source(s)" if report.sources else ""
-    err.print(f"{counts}; {len(report.uploads)} wheel(s) uploaded{sources}")
+    granted = Counter(g.action.value for g in report.grants)
+    grants = (
+        "; grants: " + ", ".join(f"{n} {a}" for a, n in sorted(granted.items())) if granted else ""
+    )
+    err.print(f"{counts}; {len(report.uploads)} wheel(s) uploaded{sources}{grants}")
     report.check()
 
 
@@ -471,6 +529,74 @@ def run_job_cmd(
         raise MeshopsError(f"job {name} run {record.run_id} {record.status.lower()}: {failure}")
 
 
+@app.command("integration")
+@handle_errors
+def integration_cmd(
+    cli: typer.Context,
+    env: Annotated[
+        str, typer.Option("--env", "-e", help="the deployment to test: staging")
+    ] = "staging",
+    flow: FlowOpt = None,
+    target: TargetOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the staging jobs, then the flows' tests/integration/; record the result for the
+    commit (what `deploy --env prod` requires)."""
+    from meshops import integration, targets
+
+    ctx = make_context(cli, env, default_env="staging")
+    tgt = targets.open_target(target, ctx, err.print)
+    report = integration.run(ctx, tgt, flows=tuple(flow or ()), console=err, say=err.print)
+    if as_json:
+        emit_json(
+            [
+                {**asdict(f), "run": f.run.value, "tests": f.tests.value, "status": f.status.value}
+                for f in report.flows
+            ]
+        )
+    else:
+        shown = table(
+            "flow",
+            "job",
+            "run",
+            "tests",
+            "status",
+            "detail",
+            title=f"integration of {ctx.commit[:8]} on {report.target}",
+        )
+        for f in report.flows:
+            counts = f"{f.tests_passed} passed, {f.tests_failed} failed"
+            tests = counts if f.tests_passed or f.tests_failed else f.tests.value
+            shown.add_row(f.flow, f.job or "-", f.run.value, tests, f.status.value, f.reason or "-")
+        out.print(shown)
+    err.print(f"recorded in {report.record}")
+    report.check()
+
+
+@app.command("codeowners")
+@handle_errors
+def codeowners_cmd(
+    cli: typer.Context,
+    check: Annotated[
+        bool, typer.Option("--check", help="fail when the file is out of date; write nothing")
+    ] = False,
+) -> None:
+    """Write .github/CODEOWNERS from the domain.yml files (owners_group of each domain)."""
+    from meshops import codeowners
+
+    root = repo_root(cli)
+    if check:
+        if codeowners.stale(root):
+            raise MeshopsError(
+                f"{codeowners.CODEOWNERS_FILE} is out of date with the domain.yml files: run "
+                "`meshops codeowners` and commit it"
+            )
+        err.print(f"[green]✓[/green] {codeowners.CODEOWNERS_FILE} is up to date")
+        return
+    changed = codeowners.write(root)
+    err.print(f"{codeowners.CODEOWNERS_FILE} {'written' if changed else 'unchanged'}")
+
+
 @app.command("cleanup")
 @handle_errors
 def cleanup_cmd(
@@ -520,6 +646,84 @@ def cleanup_cmd(
         err.print(f"{len(found.deleted)} stale asset(s) deleted{removed}")
     else:
         err.print("nothing stale")
+
+
+@app.command("grants")
+@handle_errors
+def grants_cmd(cli: typer.Context, as_json: JsonOpt = False) -> None:
+    """Owners and grants that local deploys recorded (locally nothing enforces them)."""
+    from meshops.state import StatePaths
+    from meshops.targets.localgrants import GrantRegistry
+
+    found = GrantRegistry(StatePaths.for_repo(repo_root(cli)).jobs_db).all()
+    if as_json:
+        emit_json([g.as_json() for g in found])
+        return
+    shown = table("securable", "owner", "principal", "privileges", title="local grants")
+    for g in found:
+        rows = sorted(g.privileges.items()) or [("-", [])]
+        for i, (principal, privileges) in enumerate(rows):
+            shown.add_row(
+                f"{g.securable_type.lower()} {g.full_name}" if i == 0 else "",
+                (g.owner or "-") if i == 0 else "",
+                principal,
+                ", ".join(privileges) or "-",
+            )
+    out.print(shown)
+    err.print("recorded only: local Spark enforces no grants (`meshops plan --grants` plans them)")
+
+
+@app.command("bundle")
+@handle_errors
+def bundle_cmd(
+    cli: typer.Context,
+    env: Annotated[
+        str | None,
+        typer.Option("--env", "-e", help="dev, staging or prod (default: MESHOPS_ENV, else dev)"),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="folder to write (default: <state dir>/bundles/<env>)"),
+    ] = None,
+    flow: FlowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the flows as a Declarative Automation Bundle: databricks.yml and resources/."""
+    from meshops import bundle
+    from meshops.state import StatePaths
+
+    ctx = make_context(cli, env, default_env="dev")
+    mesh = discover.scan(ctx.repo_root)
+    chosen = select(mesh, flow, None)
+    specs = load_specs(mesh, chosen)
+    found = bundle.build(identity.of(ctx), mesh, chosen, specs)
+    folder = out_dir or StatePaths.for_repo(ctx.repo_root).root / "bundles" / ctx.env
+    written = bundle.write(found, folder)
+    if as_json:
+        emit_json(
+            {
+                "folder": str(folder),
+                "bundle": found.name,
+                "files": [str(p.relative_to(folder)) for p in written],
+                "wheels": list(found.wheels),
+                "sources": list(found.sources),
+            }
+        )
+    else:
+        for path in written:
+            err.print(f"[green]+[/green] {path}", markup=True, highlight=False)
+        out.print(str(folder), markup=False, highlight=False)
+    needs = len(found.wheels) + len(found.sources)
+    if needs:
+        err.print(
+            f"note: the resources name {len(found.wheels)} wheel(s) and {len(found.sources)} "
+            "pipeline source(s) that `databricks bundle deploy` does not upload (see README)"
+        )
+    if ctx.env == "prod" and not ctx.is_release:
+        err.print(
+            "[yellow]note:[/yellow] HEAD is not a release tag vX.Y.Z: the prod bundle is pinned "
+            "to the commit"
+        )
 
 
 @app.command()
@@ -683,6 +887,64 @@ def new_flow_cmd(
     root = repo_root(cli)
     t = scaffold.parse_target(root, where, "flow", org=org, kind=kind)
     _made(scaffold.new_flow(root, t.org, t.domain, t.project, str(t.name), kind=t.kind or "prep"))
+
+
+engine_app = typer.Typer(
+    help="A warm local Spark engine (Spark Connect) that runs, run-job and tests reuse.",
+    no_args_is_help=True,
+)
+app.add_typer(engine_app, name="engine")
+TestsOpt = Annotated[
+    bool, typer.Option("--tests", help="the engine of the tests (state .meshops/tests)")
+]
+
+
+@engine_app.command("start")
+@handle_errors
+def engine_start_cmd(
+    cli: typer.Context,
+    tests: TestsOpt = False,
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: any free port)")] = 0,
+) -> None:
+    """Start the engine (or keep the one up): later runs connect instead of starting Spark."""
+    from meshops.engine import warm
+
+    state = warm.state_for(repo_root(cli), tests=tests)
+    err.print(f"starting the warm engine for {state.root} (log: {warm.log_path(state)})")
+    warm.start(state, port=port, cwd=repo_root(cli))
+    out.print(warm.status(state).describe(), markup=False, highlight=False)
+
+
+@engine_app.command("stop")
+@handle_errors
+def engine_stop_cmd(cli: typer.Context, tests: TestsOpt = False) -> None:
+    """Stop the engine and every process it started; clear a stale record."""
+    from meshops.engine import warm
+
+    state = warm.state_for(repo_root(cli), tests=tests)
+    stopped = warm.stop(state)
+    if stopped.engine is None:
+        out.print(f"no warm engine for {state.root}", markup=False)
+    elif stopped.stale:
+        out.print(f"cleared a stale record ({stopped.stale})", markup=False)
+    else:
+        killed = f"; killed {len(stopped.killed)} left over" if stopped.killed else ""
+        out.print(f"stopped the warm engine (pid {stopped.engine.pid}){killed}", markup=False)
+
+
+@engine_app.command("status")
+@handle_errors
+def engine_status_cmd(
+    cli: typer.Context, tests: TestsOpt = False, as_json: JsonOpt = False
+) -> None:
+    """Whether the engine is up (pid, URL), stale (and why) or not running."""
+    from meshops.engine import warm
+
+    found = warm.status(warm.state_for(repo_root(cli), tests=tests))
+    if as_json:
+        emit_json(found.as_json())
+        return
+    out.print(found.describe(), markup=False, highlight=False)
 
 
 def main() -> None:

@@ -20,9 +20,15 @@ from typing import Literal, cast, get_args
 
 from meshops.errors import InvalidInput, MeshopsError
 
-Env = Literal["local", "dev", "prod"]
+Env = Literal["local", "dev", "staging", "prod"]
 ENVS: tuple[str, ...] = get_args(Env)
-SEMVER_TAG = re.compile(r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+_VERSION = r"v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+SEMVER_TAG = re.compile(rf"^{_VERSION}$")
+"""A release of the whole repository: every flow."""
+DOMAIN_TAG = re.compile(rf"^(?P<domain>[a-z][a-z0-9_]*)/(?P<version>{_VERSION})$")
+"""A release of one domain (`transport/v1.4.0`): only that domain's flows."""
+CANDIDATE_TAG = re.compile(rf"^{_VERSION}-rc\.(0|[1-9]\d*)$")
+"""A release candidate (`v1.4.0-rc.1`): deployed to staging, never to prod."""
 
 # letters NFKD does not decompose to ASCII
 _FOLD = str.maketrans({"æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ß": "ss", "đ": "d", "ł": "l"})
@@ -47,7 +53,29 @@ class Context:
 
     @property
     def is_release(self) -> bool:
-        return self.tag is not None and SEMVER_TAG.match(self.tag) is not None
+        """The tag is a release: of the repository (`vX.Y.Z`) or of one domain."""
+        return self.tag is not None and (
+            SEMVER_TAG.match(self.tag) is not None or DOMAIN_TAG.match(self.tag) is not None
+        )
+
+    @property
+    def release_domain(self) -> str | None:
+        """The domain a domain release tag (`transport/v1.4.0`) releases; None otherwise."""
+        found = DOMAIN_TAG.match(self.tag or "")
+        return found["domain"] if found else None
+
+    @property
+    def release_version(self) -> str | None:
+        """`vX.Y.Z` of a release tag (the domain's version for a domain tag); else None."""
+        if self.tag and SEMVER_TAG.match(self.tag):
+            return self.tag
+        found = DOMAIN_TAG.match(self.tag or "")
+        return found["version"] if found else None
+
+    @property
+    def is_candidate(self) -> bool:
+        """The tag is a release candidate `vX.Y.Z-rc.N` (staging deploys it)."""
+        return self.tag is not None and CANDIDATE_TAG.match(self.tag) is not None
 
     def with_env(self, env: str) -> Context:
         return replace(self, env=check_env(env))
@@ -186,8 +214,7 @@ def _from_git(root: Path) -> dict[str, str | None]:
     commit = git(root, "rev-parse", "--verify", "-q", "HEAD", check=False)
     branch = git(root, "symbolic-ref", "--short", "-q", "HEAD", check=False)
     tags = git(root, "tag", "--points-at", "HEAD", check=False).split() if commit else []
-    release = sorted(t for t in tags if SEMVER_TAG.match(t))
-    chosen = release or sorted(tags)
+    chosen = preferred_tags(tags)
     user = git(root, "config", "user.email", check=False)
     return {
         "commit": commit or None,
@@ -195,6 +222,16 @@ def _from_git(root: Path) -> dict[str, str | None]:
         "tag": chosen[-1] if chosen else None,
         "user": user or None,
     }
+
+
+def preferred_tags(tags: list[str]) -> list[str]:
+    """The tags HEAD is deployed as, most wanted last: a repository release, else domain
+    releases, else release candidates, else any tag (`MESHOPS_TAG` picks another)."""
+    for pattern in (SEMVER_TAG, DOMAIN_TAG, CANDIDATE_TAG):
+        found = sorted(t for t in tags if pattern.match(t))
+        if found:
+            return found
+    return sorted(tags)
 
 
 def worktree_is_clean(root: Path) -> bool:

@@ -18,6 +18,8 @@ not attempted (exit 130/143); a second signal aborts at once.
 Pipelines deploy before jobs, so a job's `pipeline_task` names the id of its flow's
 pipeline: created or edited by name (one filtered list per pipeline), skipped when the
 content hash in its tags is unchanged, with their sources synced first (as wheels are).
+The Unity Catalog owners and grants of the catalogs and schemas the flows write come last,
+under the same lock (`meshops.grants`: written only where they differ).
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ from types import FrameType
 from typing import overload
 
 from meshops import config, context, discover, identity, naming, plan, release
-from meshops.context import SEMVER_TAG, Context, git, worktree_is_clean
+from meshops.context import DOMAIN_TAG, SEMVER_TAG, Context, git, worktree_is_clean
 from meshops.discover import Flow, Mesh
 from meshops.errors import InvalidInput, MeshopsError
+from meshops.grants import GrantResult
 from meshops.identity import Identity
 from meshops.plan import JobPlan, PipelinePlan
 from meshops.spec import DEPLOYMENT_FILE, DOMAIN_FILE, Specs, load_specs
@@ -113,6 +116,8 @@ class DeployReport:
     pipelines: list[PipelineResult] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     """Workspace paths of the pipeline sources written."""
+    grants: list[GrantResult] = field(default_factory=list)
+    """The owners and grants of the catalogs and schemas, one result per securable."""
 
     @property
     def every(self) -> list[JobResult | PipelineResult]:
@@ -120,8 +125,10 @@ class DeployReport:
         return [*self.pipelines, *self.results]
 
     @property
-    def failed(self) -> list[JobResult | PipelineResult]:
-        return [r for r in self.every if r.action == Action.FAILED]
+    def failed(self) -> list[JobResult | PipelineResult | GrantResult]:
+        return [r for r in self.every if r.action == Action.FAILED] + [
+            g for g in self.grants if g.failed
+        ]
 
     def count(self, action: Action) -> int:
         return sum(1 for r in self.every if r.action == action)
@@ -143,8 +150,15 @@ class DeployReport:
         shown = "; ".join(f"{r.name} ({r.reason})" for r in failed[:3])
         more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
         what = "jobs and pipelines" if self.pipelines else "jobs"
+        written = [r for r in self.every if r.action == Action.FAILED]
+        counts = [f"{len(written)} of {len(self.every)} {what}"] if written else []
+        granted = [g for g in self.grants if g.failed]
+        if granted:
+            counts.append(
+                f"the owner and grants of {len(granted)} of {len(self.grants)} catalogs and schemas"
+            )
         raise MeshopsError(
-            f"{len(failed)} of {len(self.results) + len(self.pipelines)} {what} failed: "
+            f"{' and '.join(counts)} failed: "
             f"{shown}{more}; fix the cause and deploy again to converge"
         )
 
@@ -193,14 +207,31 @@ def main_ref(root: Path, main_branch: str, *, strict: bool = True) -> str | None
 
 
 def _version(tag: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in tag[1:].split("."))
+    """(X, Y, Z) of `vX.Y.Z` or `<domain>/vX.Y.Z`."""
+    return tuple(int(part) for part in tag.rsplit("/", 1)[-1][1:].split("."))
 
 
-def previous_release(root: Path, tag: str) -> str | None:
-    """The highest release tag below `tag` that HEAD contains."""
-    tags = git(root, "tag", "--list", "v*", "--merged", "HEAD").split()
-    older = [t for t in tags if SEMVER_TAG.match(t) and _version(t) < _version(tag)]
-    return max(older, key=_version) if older else None
+def previous_release(root: Path, tag: str | None) -> str | None:
+    """The release before `tag` that HEAD contains (None: the newest release there).
+
+    `vX.Y.Z`: the highest lower `vX.Y.Z`. A domain's `<domain>/vX.Y.Z`: its highest lower
+    one, else the newest repository release (which released every domain).
+    """
+    merged = git(root, "tag", "--list", "--merged", "HEAD").split()
+    releases = [t for t in merged if SEMVER_TAG.match(t)]
+    found = DOMAIN_TAG.match(tag or "")
+    if found:
+        own = [
+            t
+            for t in merged
+            if (m := DOMAIN_TAG.match(t)) and m["domain"] == found["domain"] and t != tag
+        ]
+        older = [t for t in own if _version(t) < _version(found.string)]
+        if older:
+            return max(older, key=_version)
+    elif tag is not None:
+        releases = [t for t in releases if _version(t) < _version(tag)]
+    return max(releases, key=_version) if releases else None
 
 
 def check_release(ctx: Context) -> None:
@@ -210,6 +241,30 @@ def check_release(ctx: Context) -> None:
     found = release.refusals(ctx, main)
     if found:
         raise InvalidInput("; and ".join(found))
+
+
+def check_staging(ctx: Context) -> None:
+    """Staging deploys only a clean checkout of the main branch (or a release candidate
+    tag); every reason it may not is said at once (exit 2)."""
+    main = main_ref(ctx.repo_root, config.load(ctx.repo_root).settings.main_branch, strict=False)
+    found = release.staging_refusals(ctx, main)
+    if found:
+        raise InvalidInput("; and ".join(found))
+
+
+def released_flows(ctx: Context, mesh: Mesh) -> list[Flow]:
+    """The flows a prod release deploys: every flow, or a domain tag's domain's."""
+    domain = ctx.release_domain if ctx.env == identity.PROD else None
+    if domain is None:
+        return list(mesh.flows)
+    found = [f for f in mesh.flows if f.domain == domain]
+    if not found:
+        known = ", ".join(sorted({f.domain for f in mesh.flows})) or "none"
+        raise InvalidInput(
+            f"release tag {ctx.tag} names domain {domain!r}, which has no flows (domains: "
+            f"{known}): tag <domain>/vX.Y.Z with a domain of the mesh"
+        )
+    return found
 
 
 def select(
@@ -223,27 +278,38 @@ def select(
     """The flows to deploy and why: given ones, all, or those affected by a git diff.
 
     dev: affected since the merge base with the main branch (default) or all;
-    prod: all (default) or affected since the previous release tag.
+    staging: all (default) or affected since the newest release HEAD contains;
+    prod: all (default) or affected since the previous release tag; a domain's release tag
+    (`<domain>/vX.Y.Z`) deploys that domain's flows only.
     """
     if all_flows and changed:
         raise InvalidInput("--all and --changed exclude each other: pass one of them")
+    pool = released_flows(ctx, mesh)
+    of = f" of domain {ctx.release_domain}" if len(pool) < len(mesh.flows) else ""
     if flows:
         if all_flows or changed:
             raise InvalidInput("--flow names the flows itself: drop --all and --changed")
         chosen = list(dict.fromkeys(mesh.find(f) for f in flows))
+        outside = [f.rel for f in chosen if f not in pool]
+        if outside:
+            raise InvalidInput(
+                f"--flow {outside[0]}: release tag {ctx.tag} releases domain "
+                f"{ctx.release_domain} only; tag that flow's domain to release it"
+            )
         return chosen, f"{len(chosen)} flow(s) given with --flow"
-    want_changed = changed or (ctx.env != "prod" and not all_flows)
+    want_changed = changed or (ctx.env not in (identity.PROD, identity.STAGING) and not all_flows)
     if not want_changed:
-        return list(mesh.flows), f"all {len(mesh.flows)} flow(s)"
-    if ctx.env == "prod":
-        assert ctx.tag is not None  # check_release ran
-        since = previous_release(ctx.repo_root, ctx.tag)
+        return pool, f"all {len(pool)} flow(s){of}"
+    if ctx.env in (identity.PROD, identity.STAGING):
+        tag = ctx.tag if ctx.env == identity.PROD else None
+        since = previous_release(ctx.repo_root, tag)
         if since is None:
-            return list(mesh.flows), f"all {len(mesh.flows)} flow(s) (no release before {ctx.tag})"
+            before = f" before {tag}" if tag else ""
+            return pool, f"all {len(pool)} flow(s){of} (no release{before})"
     else:
         since = main_ref(ctx.repo_root, config.load(ctx.repo_root).settings.main_branch)
-    hits = discover.affected(mesh, since)
-    return hits, f"{len(hits)} flow(s) affected since {since}"
+    hits = [f for f in discover.affected(mesh, since) if f in pool]
+    return hits, f"{len(hits)} flow(s){of} affected since {since}"
 
 
 def plans_for(
@@ -803,9 +869,12 @@ def deploy(
     say: Callable[[str], None] | None = None,
 ) -> DeployReport:
     """Plan `flows` for `ctx.env` (all validated first, unless `specs` were) and apply them
-    to `target`, holding the deploy lock (not for a dry run, which writes nothing)."""
-    if ctx.env not in ("dev", "prod"):
-        raise InvalidInput(f"deploy --env {ctx.env}: deployments are dev or prod")
+    to `target`, then the owners and grants of what they write, holding the deploy lock (not
+    for a dry run, which writes nothing)."""
+    from meshops import grants
+
+    if ctx.env not in identity.DEPLOYED_ENVS:
+        raise InvalidInput(f"deploy --env {ctx.env}: deployments are dev, staging or prod")
     cfg = config.load(ctx.repo_root)
     ident = identity.of(ctx)
     specs = specs or load_specs(mesh, flows)
@@ -813,9 +882,10 @@ def deploy(
         target.check_reachable()
         plans = plans_for(ident, mesh, flows, specs, target)  # all valid before the first write
         pipelines = plan.build_pipelines(ident, mesh, flows, specs)
+        granted = grants.build(ident, [*pipelines, *plans], specs)
 
         def run() -> DeployReport:
-            return apply(
+            report = apply(
                 plans,
                 target,
                 repo_root=ctx.repo_root,
@@ -825,6 +895,16 @@ def deploy(
                 stop=stop,
                 pipelines=pipelines,
             )
+            if not stop.event.is_set():
+                report.grants = grants.apply(
+                    granted,
+                    target,
+                    artifacts_path=cfg.settings.artifacts_path,
+                    dry_run=dry_run,
+                    max_parallel=cfg.settings.max_parallel_writes,
+                    stop=stop.event,
+                )
+            return report
 
         if dry_run:
             return run()
@@ -846,16 +926,18 @@ class Request:
 
 
 def check_env_flag(given: str | None) -> None:
-    """Deployments are dev or prod; local runs are `meshops run`."""
-    if given is not None and given not in ("dev", "prod"):
-        raise InvalidInput(f"--env {given}: deploy to dev or prod (`meshops run` runs locally)")
+    """Deployments are dev, staging or prod; local runs are `meshops run`."""
+    if given is not None and given not in identity.DEPLOYED_ENVS:
+        raise InvalidInput(
+            f"--env {given}: deploy to dev, staging or prod (`meshops run` runs locally)"
+        )
 
 
 def check_env(ctx: Context) -> None:
-    """MESHOPS_ENV may say local: deployments are still only dev or prod."""
-    if ctx.env not in ("dev", "prod"):
+    """MESHOPS_ENV may say local: deployments are still only dev, staging or prod."""
+    if ctx.env not in identity.DEPLOYED_ENVS:
         raise InvalidInput(
-            f"MESHOPS_ENV={ctx.env}: deploy to dev or prod (`meshops run` runs locally)"
+            f"MESHOPS_ENV={ctx.env}: deploy to dev, staging or prod (`meshops run` runs locally)"
         )
 
 
@@ -875,13 +957,15 @@ def run_request(
     ctx: Context, request: Request, say: Callable[[str], None]
 ) -> tuple[DeployReport | None, str]:
     """Everything `meshops deploy` decides: env and release policy, which flows, every
-    file valid and (dev) committed, then the deploy itself. None: nothing to deploy; the
-    text says why."""
-    from meshops import targets
+    file valid and (dev) committed, (prod) the staging gate, then the deploy itself. None:
+    nothing to deploy; the text says why."""
+    from meshops import integration, targets
 
     check_env(ctx)
-    if ctx.env == "prod":
+    if ctx.env == identity.PROD:
         check_release(ctx)
+    elif ctx.env == identity.STAGING:
+        check_staging(ctx)
     mesh = discover.scan(ctx.repo_root)
     chosen, why = select(
         ctx, mesh, all_flows=request.all_flows, changed=request.changed, flows=request.flows
@@ -893,7 +977,14 @@ def run_request(
         check_committed(ctx, chosen)
     tgt = targets.open_target(request.target, ctx, say)
     ident = identity.of(ctx)
-    pinned = f"tag {ctx.tag}" if ctx.env == "prod" else f"commit {ident.short_commit}"
+    if ctx.env == identity.PROD:
+        # the staging gate: every flow released passed its integration tests at the commit
+        refused = integration.refusal(ctx, tgt, chosen)
+        if refused and not request.dry_run:
+            raise InvalidInput(refused)
+        if refused:
+            say(f"[yellow]note:[/yellow] a deploy would be refused: {refused}")
+    pinned = f"tag {ctx.tag}" if ctx.env == identity.PROD else f"commit {ident.short_commit}"
     say(f"deploying {why} to {tgt.describe()} as {ident.id}, pinned to {pinned}")
     if ctx.env == "dev" and not worktree_is_clean(ctx.repo_root):
         say(

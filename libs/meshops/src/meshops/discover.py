@@ -138,11 +138,12 @@ def scan(root: Path) -> Mesh:
     return Mesh(root=root, flows=tuple(flows), libs=tuple(libs), problems=tuple(problems))
 
 
-ENV_TOKENS = ("local", "dev", "prod")
+ENV_TOKENS = ("local", "dev", "staging", "prod")
 """Reserved as `_`-separated parts of folder names. Every non-prod template carries `{env}`
-between underscores, so every dev or local name has the part `dev` or `local`; a prod name is
-made of folder names and the part `prod`. With no folder holding an env part, no dev or local
-name can equal any flow's prod name, whatever the user and branch (`naming.check_mesh`)."""
+between underscores, so every dev, staging or local name has the part `dev`, `staging` or
+`local`; a prod name is made of folder names and the part `prod`. With no folder holding an
+env part, no name of one env can equal any flow's name of another, whatever the user and
+branch (`naming.check_mesh`)."""
 
 
 def env_part(name: str) -> str | None:
@@ -153,8 +154,8 @@ def env_part(name: str) -> str | None:
 def reserved_message(label: str, name: str, part: str) -> str:
     return (
         f"{label} folder {name!r} has {part!r} as an underscore-separated part, reserved for "
-        f"env names ({', '.join(ENV_TOKENS)}) so that a dev name can never equal another "
-        "flow's prod name: rename the folder"
+        f"env names ({', '.join(ENV_TOKENS)}) so that a dev or staging name can never equal "
+        "another flow's prod name: rename the folder"
     )
 
 

@@ -5,7 +5,9 @@ one release) puts on a target. Its identity is built once from a `Context`; ever
 carries it outwards (job tags, job parameters, schema properties, the artifact folder) and
 everything that reads it back (a job's tags and parameters, a dev deployment id, a notebook's
 widgets) goes through this module, so no key is spelled twice and the id has one format:
-`prod`, or `<env>_<user>_<branch>_<commit8>` with each part reduced to `[a-z0-9]`.
+`prod`, `staging`, or `<env>_<user>_<branch>_<commit8>` with each part reduced to `[a-z0-9]`.
+Prod and staging are one long-lived deployment each: prod runs a release tag (of the
+repository, or of one domain), staging a commit of the main branch (or a release candidate).
 """
 
 from __future__ import annotations
@@ -55,7 +57,10 @@ REQUIRED_PARAMETERS: Final = (ENV_PARAMETER, GIT_BRANCH, GIT_COMMIT)
 BRANCH_SLUG_MAX: Final = 32
 DETACHED: Final = "detached"
 PROD: Final = "prod"
+STAGING: Final = "staging"
 DEV: Final = "dev"
+DEPLOYED_ENVS: Final = (DEV, STAGING, PROD)
+"""The envs a deployment (jobs on a target) may have; `local` is a laptop run."""
 _SHORT = 8
 _ID_PARTS = {"user": "[a-z0-9_]+", "branch": "[a-z0-9]+", "commit": "[0-9a-f]{7,8}"}
 
@@ -96,9 +101,10 @@ class Identity:
 
     @property
     def id(self) -> str:
-        """`prod`, or env, user, branch and commit: the part of every name that isolates."""
-        if self.env == PROD:
-            return PROD
+        """`prod`, `staging`, or env, user, branch and commit: the part of every name that
+        isolates."""
+        if self.env in (PROD, STAGING):
+            return self.env
         return f"{self.env}_{self.user}_{self.branch}_{self.short_commit}"
 
     @property
@@ -106,8 +112,16 @@ class Identity:
         return self.ctx.is_release
 
     @property
+    def release_domain(self) -> str | None:
+        """The one domain a prod deployment releases (a tag `<domain>/vX.Y.Z`); None: all."""
+        return self.ctx.release_domain if self.env == PROD else None
+
+    @property
     def version(self) -> str:
-        """What is deployed: the release tag, else the short commit."""
+        """What is deployed: the release's version (a domain release: the domain's, `v1.4.0`
+        of `transport/v1.4.0`), else the tag, else the short commit."""
+        if self.env == PROD and self.ctx.release_version:
+            return self.ctx.release_version
         return self.tag if self.tag else self.short_commit
 
     @cached_property
@@ -145,15 +159,19 @@ class Identity:
         return {SCHEMA_PROPERTY: self.id}
 
     def artifact_folder(self, artifacts_path: str) -> str:
-        """Where this deployment's wheels (and deploy lock) live; a release gets its own
-        folder so it never overwrites the wheels older prod jobs still run."""
+        """Where this deployment's wheels (and deploy lock) live; a release (a domain's:
+        `prod/<domain>/vX.Y.Z`) and a staging commit get their own folder, so a deploy never
+        overwrites the wheels or pipeline sources jobs of the one before still run."""
         folder = f"{artifacts_path}/{self.id}"
         if self.env == PROD and self.is_release and self.tag:
             folder += f"/{self.tag}"
+        elif self.env == STAGING:
+            folder += f"/{self.short_commit}"
         return folder
 
     def lock_folder(self, artifacts_path: str) -> str:
-        """One deploy lock per set of job names: prod (every release) or one dev deployment."""
+        """One deploy lock per set of job names: prod (every release), staging (every commit)
+        or one dev deployment."""
         return f"{artifacts_path}/{self.id}"
 
     def names_for(self, flow: str | Path) -> Names:
@@ -213,7 +231,7 @@ def parse(
     if missing:
         raise MeshopsError(f"{kind} {job} lacks parameter(s) {', '.join(missing)}: deploy again")
     env = parameters[ENV_PARAMETER]
-    if env not in ("local", DEV, PROD):
+    if env not in ("local", *DEPLOYED_ENVS):
         raise MeshopsError(f"{kind} {job} has {ENV_PARAMETER} {env!r}: deploy again")
     dev = parse_id(tags.get(DEPLOYMENT_TAG, ""), repo_root)
     ctx = Context(

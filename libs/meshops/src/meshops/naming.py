@@ -195,32 +195,43 @@ def resource(ident: Identity, where: str | Path, resource: str) -> str:
 
 
 def _guard_against_prod(ident: Identity, key: str, found: Names) -> None:
-    """A non-prod schema or job must never be a prod one (templates are platform-owned)."""
+    """A non-prod schema or job must never be a prod one, nor a staging one a dev one of the
+    same user, branch and commit (templates are platform-owned)."""
     if ident.env == "prod":
         return
-    prod = _names(ident.with_env("prod"), key)
-    if found.schema == prod.schema or found.job == prod.job:
-        raise InvalidInput(
-            f"{config.CONFIG_FILE}: naming: {ident.env} names equal prod names for {key}; "
-            "add {env} and the git parts to the 'other' templates"
-        )
+    others = ("prod", "dev") if ident.env == "staging" else ("prod",)
+    for env in others:
+        other = _names(ident.with_env(env), key)
+        if found.schema == other.schema or found.job == other.job:
+            fix = (
+                "give 'staging' its own templates with {env}"
+                if "staging" in (ident.env, env)
+                else "add {env} and the git parts to the 'other' templates"
+            )
+            raise InvalidInput(
+                f"{config.CONFIG_FILE}: naming: {ident.env} names equal {env} names for {key}; "
+                f"{fix}"
+            )
 
 
 def check_mesh(ident: Identity, flows: Sequence[str], every_flow: Sequence[str]) -> None:
     """No job, schema or pipeline name of `flows` in `ident.env` may be a prod name of any
-    flow of the mesh (`every_flow`, repo-relative flow folders); one line names both flows.
+    flow of the mesh (`every_flow`, repo-relative flow folders), nor a staging name (dev,
+    local) or a dev name of the same user, branch and commit (staging); one line names both.
 
     The folder rule in `_flow_of` makes this impossible with templates that keep `{env}`;
     this check holds for any templates the platform team may write.
     """
     if ident.env == "prod":
         return
-    prod_ident = ident.with_env("prod")
-    prod: dict[str, str] = {}
-    for rel in every_flow:
-        found = names(prod_ident, rel)
-        for name in (found.job, found.schema, found.pipeline):
-            prod.setdefault(name, rel)
+    others = ("prod", "dev") if ident.env == "staging" else ("prod", "staging")
+    taken: dict[str, tuple[str, str]] = {}
+    for env in others:
+        other_ident = ident.with_env(env)
+        for rel in every_flow:
+            found = names(other_ident, rel)
+            for name in (found.job, found.schema, found.pipeline):
+                taken.setdefault(name, (env, rel))
     for rel in flows:
         found = names(ident, rel)
         for kind, name in (
@@ -228,11 +239,11 @@ def check_mesh(ident: Identity, flows: Sequence[str], every_flow: Sequence[str])
             ("schema", found.schema),
             ("pipeline", found.pipeline),
         ):
-            other = prod.get(name)
-            if other is not None:
+            if name in taken:
+                env, other = taken[name]
                 raise InvalidInput(
-                    f"{ident.env} {kind} name {name} of {rel} is the prod {kind} name of {other}: "
-                    "rename one of the two flow folders"
+                    f"{ident.env} {kind} name {name} of {rel} is the {env} {kind} name of "
+                    f"{other}: rename one of the two flow folders"
                 )
 
 

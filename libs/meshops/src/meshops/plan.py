@@ -276,7 +276,12 @@ def job_name_clashes(ident: Identity, flows: Sequence[Flow]) -> list[Problem]:
 
 
 def checked(
-    ident: Identity, mesh: Mesh, flows: Sequence[Flow], *, strict_layout: bool
+    ident: Identity,
+    mesh: Mesh,
+    flows: Sequence[Flow],
+    *,
+    strict_layout: bool,
+    specs: Specs | None = None,
 ) -> Iterator[JobPlan | PipelinePlan]:
     """Plans of `flows` (per flow its pipeline, then its job) after every check a plan must
     pass, all problems reported at once:
@@ -284,11 +289,11 @@ def checked(
     clashes and names too long for Unity Catalog or the Jobs API. The checks run first; the
     plans are then made one at a time, so a large mesh is never all in memory at once."""
     problems = list(mesh.problems) if strict_layout else []
-    specs: Specs | None = None
-    try:
-        specs = load_specs(mesh, flows)
-    except InvalidFiles as exc:
-        problems.extend(exc.problems)
+    if specs is None:  # `specs` given: already loaded (and valid) for the same flows
+        try:
+            specs = load_specs(mesh, flows)
+        except InvalidFiles as exc:
+            problems.extend(exc.problems)
     if specs is not None:
         problems.extend(job_name_clashes(ident, flows))
     for flow in flows:
@@ -322,7 +327,7 @@ def worst_case_identities(root: Path) -> list[Identity]:
     longest = "x" * BRANCH_SLUG_MAX
     return [
         identity.of(Context(root, env, longest, longest, "0" * 40, None, ""))
-        for env in ("prod", "dev", "local")
+        for env in ("prod", "staging", "dev", "local")
     ]
 
 
@@ -494,6 +499,8 @@ def _description(ident: Identity, flow: Flow, text: str | None) -> str:
     at = (
         f"release {ctx.tag}" if ctx.env == "prod" and ctx.is_release else f"{branch} @ {ctx.commit}"
     )
+    if ctx.env == "prod" and ctx.release_domain:
+        at = f"{ctx.release_domain} release {ident.version}, tag {ctx.tag}"
     return f"{what}. Deployed by meshops from {flow.rel} ({at})."
 
 

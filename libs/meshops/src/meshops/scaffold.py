@@ -379,7 +379,7 @@ def _check_lib(root: Path, org: str, lib: str) -> None:
 def _check_flow_names(root: Path, rel: str, kind: Kind) -> None:
     """Names of the new flow fit Unity Catalog and the Jobs API with the longest user and
     branch, and its prod job and schema are no other flow's."""
-    for env in ("prod", "dev", "local"):
+    for env in ("prod", "staging", "dev", "local"):
         ident = identity.of(Context(root, env, WORST_USER, WORST_BRANCH, "0" * 40, None, ""))
         model = naming.model(ident, rel) if kind == "ml" else None
         problems = naming.too_long(rel, naming.names(ident, rel), model, f" in {env}")

@@ -489,6 +489,7 @@ def load_specs(mesh: Mesh, flows: Sequence[Flow]) -> Specs:
     problems.extend(p for p in mesh.problems if any(p.file.startswith(r) for r in rels))
     specs: dict[str, FlowSpec] = {}
     domains: dict[str, Domain] = {}
+    invalid: set[str] = set()
     for flow in flows:
         if flow.rel in specs:
             continue
@@ -500,10 +501,11 @@ def load_specs(mesh: Mesh, flows: Sequence[Flow]) -> Specs:
             problems.extend(exc.problems)
         for checks in flow.checks:  # data-quality checks files, before anything runs
             problems.extend(quality.file_problems(mesh.root / checks, mesh.root))
-        if flow.domain_rel not in domains:
+        if flow.domain_rel not in domains and flow.domain_rel not in invalid:
             try:
                 domains[flow.domain_rel] = load_domain(mesh.root / flow.domain_rel, mesh.root)
             except InvalidFiles as exc:
+                invalid.add(flow.domain_rel)  # said once, however many flows it has
                 problems.extend(exc.problems)
     if problems:
         raise InvalidFiles(problems)

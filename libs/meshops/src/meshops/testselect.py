@@ -3,7 +3,8 @@
 Files changed since the merge base with the main branch (committed, staged, unstaged and
 untracked) map to test folders:
 
-- a flow's file: the flow's `tests/`;
+- a flow's file: the flow's `tests/` (pytest never recurses into its `tests/integration/`,
+  root config `norecursedirs`: those test a deployment, `nox -s integration` runs them);
 - a lib's file: its `tests/`, those of the libs that require it, and those of every flow
   that uses it (as discover sees it: imported by a notebook, or a lib of the flow's project);
 - a `domain.yml`: the tests of that domain's flows;

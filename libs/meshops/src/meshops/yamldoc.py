@@ -68,7 +68,7 @@ _RESOLVER = yaml.resolver.Resolver()  # the safe loaders' resolver, without a do
 
 @lru_cache(maxsize=65536)
 def _scalar_tag(value: str, implicit: Any) -> str:
-    return str(_RESOLVER.resolve(yaml.ScalarNode, value, implicit))
+    return str(_RESOLVER.resolve(yaml.ScalarNode, value, implicit))  # type: ignore[no-untyped-call]
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -14,6 +14,7 @@ from meshops import targets
 from meshops.errors import InvalidInput
 from meshops.state import StatePaths
 from meshops.targets.local import JobRegistry
+from meshops.testing.integration import pass_staging
 from meshops.testing.mesh import FlowDef, commit_all, git, write_flow, write_lib
 
 pytestmark = pytest.mark.unit
@@ -124,11 +125,13 @@ def test_dry_run_writes_nothing(repo: Path, cli: Cli) -> None:
     assert not StatePaths.for_repo(repo).volumes.exists()
 
 
-@pytest.mark.parametrize("env", ["local", "staging"])
-def test_deploy_only_to_dev_or_prod(repo: Path, cli: Cli, env: str) -> None:
+@pytest.mark.parametrize("env", ["local", "qa"])
+def test_deploy_only_to_dev_staging_or_prod(repo: Path, cli: Cli, env: str) -> None:
     code, _, err = cli(repo, "deploy", "--env", env)
     assert code == 2
-    assert err.strip() == f"error: --env {env}: deploy to dev or prod (`meshops run` runs locally)"
+    assert err.strip() == (
+        f"error: --env {env}: deploy to dev, staging or prod (`meshops run` runs locally)"
+    )
 
 
 def test_prod_refuses_without_a_release_tag_at_head(repo: Path, cli: Cli) -> None:
@@ -136,8 +139,9 @@ def test_prod_refuses_without_a_release_tag_at_head(repo: Path, cli: Cli) -> Non
     code, out, err = cli(repo, "deploy", "--env", "prod", "--target", "local")
     assert (code, out) == (2, "")
     assert err.splitlines() == [
-        f"error: prod deploys only from a release tag vX.Y.Z at HEAD, and HEAD {commit[:8]} is "
-        "not tagged: tag the release (git tag vX.Y.Z) and deploy from that tag"
+        "error: prod deploys only from a release tag vX.Y.Z at HEAD (or <domain>/vX.Y.Z for one "
+        f"domain), and HEAD {commit[:8]} is not tagged: tag the release (git tag vX.Y.Z) and "
+        "deploy from that tag"
     ]
     git(repo, "tag", "release-1")
     code, _, err = cli(repo, "deploy", "--env", "prod", "--target", "local")
@@ -171,6 +175,7 @@ def test_prod_refuses_a_tag_override_that_is_not_at_head(repo: Path, cli: Cli) -
 
 def test_prod_deploys_all_then_changed_since_the_previous_release(repo: Path, cli: Cli) -> None:
     git(repo, "tag", "v1.0.0")
+    pass_staging(repo)
     code, out, err = cli(repo, "deploy", "--env", "prod", "--target", "local", "--json")
     assert code == 0, err
     assert {r["job"]: r["action"] for r in json.loads(out)} == {
@@ -181,6 +186,7 @@ def test_prod_deploys_all_then_changed_since_the_previous_release(repo: Path, cl
     (repo / INGEST / "load.py").write_text("# Databricks notebook source\nprint('v2')\n")
     commit_all(repo, "ingest v2")
     git(repo, "tag", "v1.1.0")
+    pass_staging(repo)
 
     code, out, _ = cli(repo, "deploy", "--env", "prod", "--target", "local", "--changed", "--json")
 

@@ -18,7 +18,9 @@ import pytest
 from meshops import deploy
 from meshops.engine.runs import RunStore
 from meshops.state import StatePaths
+from meshops.targets.databricks import DatabricksTarget
 from meshops.targets.local import JobRegistry
+from meshops.testing.integration import pass_staging
 from meshops.testing.mesh import (
     GIT_ENV,
     FlowDef,
@@ -116,8 +118,9 @@ def test_local_target_life_cycle(
     assert (run.status, run.commit, run.env) == ("SUCCESS", commit, "dev")
     assert (state.worktrees / commit / REVENUE / "aggregate.py").is_file()
 
-    # release v1.0.0: prod names, pinned to the tag
+    # release v1.0.0 (its commit passed staging): prod names, pinned to the tag
     release(clone)
+    pass_staging(clone)
     code, out, err = cli(clone, "deploy", "--env", "prod", "--target", "local", "--json")
     assert code == 0, err
     assert [(r["job"], r["action"]) for r in json.loads(out)] == [
@@ -178,10 +181,29 @@ def test_workspace_double_life_cycle_makes_exactly_the_expected_requests(
         printed.extend([out, err])
         assert code == 0, err
         presigned = "/_double/presigned/"  # a fresh token each time
-        return [
+        made = [
             (r.method, presigned + "*" if r.path.startswith(presigned) else r.path)
             for r in ws.request_log
+            if r.path != "/api/2.0/fs/endpoints"  # the SDK's own discovery, once per client
         ]
+        return without_grants(made) if args[0] == "deploy" else made
+
+    def without_grants(made: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """A deploy's requests but its Unity Catalog grants and their record, which
+        test_grants.py counts exactly."""
+        kept: list[tuple[str, str]] = []
+        for i, (method, path) in enumerate(made):
+            later = made[i + 1][1] if i + 1 < len(made) else ""
+            if (
+                "/unity-catalog/permissions/" in path
+                or "/unity-catalog/catalogs/" in path
+                or path.endswith("/.meshops/grants.json")
+                or (method in ("GET", "PATCH") and "/unity-catalog/schemas/" in path)
+                or (path.endswith("/create-download-url") and later.endswith("grants.json"))
+            ):
+                continue
+            kept.append((method, path))
+        return kept
 
     def locked(lock: str, *calls: tuple[str, str]) -> list[tuple[str, str]]:
         """A deploy's requests: reachability probe, lock taken, `calls`, lock read and removed."""
@@ -217,11 +239,21 @@ def test_workspace_double_life_cycle_makes_exactly_the_expected_requests(
     assert schema.body["properties"] == {"meshops.deployment": deployment}
 
     release(clone)
-    assert run("deploy", "--env", "prod", "--target", "databricks") == locked(
-        "prod",
-        ("GET", "/api/2.2/jobs/list"),
-        ("PUT", f"{wheels}/prod/v1.0.0/taxilib-0.1.0-py3-none-any.whl"),
-        ("POST", "/api/2.2/jobs/create"),
+    pass_staging(clone, DatabricksTarget(ws.client()))  # the commit passed staging
+
+    def gated(requests: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """A prod deploy's requests: the gate reads the commit's integration record first."""
+        record = [("POST", "/api/2.0/fs/create-download-url"), ("GET", "/_double/presigned/*")]
+        return requests[:1] + record + requests[1:]
+
+    assert run("deploy", "--env", "prod", "--target", "databricks") == gated(
+        locked(
+            "prod",
+            ("GET", "/api/2.2/jobs/list"),
+            ("PUT", f"{wheels}/prod/v1.0.0/taxilib-0.1.0-py3-none-any.whl"),
+            ("POST", "/api/2.2/jobs/create"),
+            ("POST", "/api/2.1/unity-catalog/schemas"),  # the prod schema, to own and grant
+        )
     )
     (create,) = ws.request_log.filter("POST", "/api/2.2/jobs/create")
     assert create.body["name"] == "transport_taxinyc_prod_revenue"
@@ -233,9 +265,15 @@ def test_workspace_double_life_cycle_makes_exactly_the_expected_requests(
     assert create.body["run_as"] == {
         "service_principal_name": "6f1e2d3c-0000-4000-8000-00000000beef"
     }
-    ws.add_schema(CATALOG, "revenue")  # what a run of the prod job creates
 
-    assert run("deploy", "--env", "prod") == locked("prod", ("GET", "/api/2.2/jobs/list"))
+    assert run("deploy", "--env", "prod") == gated(
+        locked(
+            "prod",
+            ("GET", "/api/2.2/jobs/list"),
+            ("POST", "/api/2.0/fs/create-download-url"),  # the grants record, read: no change
+            ("GET", "/_double/presigned/*"),
+        )
+    )
 
     git(clone, "push", "-q", "origin", "--delete", "feat-x")
     (dev_id,) = [
@@ -244,6 +282,7 @@ def test_workspace_double_life_cycle_makes_exactly_the_expected_requests(
     assert run("cleanup", "--apply") == [
         ("GET", "/.well-known/databricks-config"),
         ("GET", "/api/2.2/jobs/list"),
+        ("GET", "/api/2.0/pipelines"),
         ("GET", "/api/2.1/unity-catalog/schemas"),
         ("GET", f"/api/2.1/unity-catalog/schemas/{CATALOG}.{deployment}_revenue"),
         ("POST", "/api/2.2/jobs/delete"),

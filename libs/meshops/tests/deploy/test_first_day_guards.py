@@ -11,6 +11,7 @@ import pytest
 from meshops import context, janitor
 from meshops.state import StatePaths
 from meshops.targets.local import LocalTarget
+from meshops.testing.integration import pass_staging
 from meshops.testing.mesh import FlowDef, commit_all, git, write_flow
 
 from .conftest import Cli
@@ -50,6 +51,7 @@ def test_a_release_tag_the_main_branch_does_not_hold_is_refused(repo: Path, cli:
     )
     git(repo, "checkout", "-q", "main")
     git(repo, "merge", "-q", "--ff-only", "feat-x")
+    pass_staging(repo)
     code, _, err = cli(repo, "deploy", "--env", "prod", "--target", "local")
     assert code == 0, err
 

@@ -1,4 +1,5 @@
-"""No dev or local name of any flow may equal a prod name of any flow of the mesh."""
+"""No dev, staging or local name of any flow may equal a prod name of any flow of the mesh,
+nor a dev or local name a staging one."""
 
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ def test_the_contrived_collision_is_refused_with_both_flows_named(mesh_repo: Pat
         naming.names(dev.with_env("prod"), f"{b}/_.py")
     assert str(caught.value) == (
         f"{b}/_: project folder 'b_dev_c_u' has 'dev' as an underscore-separated part, reserved "
-        "for env names (local, dev, prod) so that a dev name can never equal another flow's prod "
-        "name: rename the folder"
+        "for env names (local, dev, staging, prod) so that a dev or staging name can never equal "
+        "another flow's prod name: rename the folder"
     )
     with pytest.raises(InvalidInput, match="project folder 'b_dev_c_u'"):
         naming.check_mesh(dev, [a], [a, b])
@@ -64,7 +65,9 @@ def test_check_mesh_names_both_flows_whatever_the_templates(
 
 
 PART = st.lists(
-    st.sampled_from(["a", "b", "dev", "prod", "local", "x1", "u", "main", "1a2b3c4d", "sdp"]),
+    st.sampled_from(
+        ["a", "b", "dev", "prod", "local", "staging", "x1", "u", "main", "1a2b3c4d", "sdp"]
+    ),
     min_size=1,
     max_size=4,
 ).map("_".join)
@@ -80,9 +83,9 @@ BRANCH = st.sampled_from(["prod", "main", "a-b", "dev", "x1", "local"])
     b=st.tuples(PART, PART, PART),
     user=USER,
     branch=BRANCH,
-    env=st.sampled_from(["dev", "local"]),
+    env=st.sampled_from(["dev", "local", "staging"]),
 )
-def test_no_dev_or_local_name_is_ever_a_prod_name(
+def test_no_name_of_one_env_is_ever_a_name_of_another(
     mesh_repo: Path,
     a: tuple[str, str, str],
     b: tuple[str, str, str],
@@ -93,14 +96,15 @@ def test_no_dev_or_local_name_is_ever_a_prod_name(
     """Over generated folders, users and branches: a collision is always refused up front."""
     flow_a, flow_b = rel(*a), rel(*b)
     other = ident(mesh_repo, env, user, branch)
+    envs = ("prod", "dev") if env == "staging" else ("prod", "staging")
     try:
         mine = naming.names(other, f"{flow_a}/_.py")
-        prod = naming.names(other.with_env("prod"), f"{flow_b}/_.py")
+        theirs = [naming.names(other.with_env(e), f"{flow_b}/_.py") for e in envs]
     except InvalidInput as exc:
         assert "reserved for env names" in str(exc)
         tokens = {t for part in (*a, *b) for t in part.split("_")}
         assert tokens & set(discover.ENV_TOKENS)
         return
-    prod_names = {prod.job, prod.schema, prod.pipeline}
-    assert not {mine.job, mine.schema, mine.pipeline} & prod_names
+    taken = {name for t in theirs for name in (t.job, t.schema, t.pipeline)}
+    assert not {mine.job, mine.schema, mine.pipeline} & taken
     naming.check_mesh(other, [flow_a], [flow_a, flow_b])

@@ -1,5 +1,6 @@
 """The GitHub workflows run what the issue asks, on the right events, with the right secrets,
-through nox sessions that exist (their schema is checked by pre-commit's check-jsonschema)."""
+through nox sessions that exist, and are valid against the GitHub workflows schema
+pre-commit's check-jsonschema vendors (checked here too)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import yaml
 pytestmark = pytest.mark.unit
 
 SECRETS = ("DATABRICKS_HOST", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET")
+WORKFLOWS = ["ci.yml", "deploy-dev.yml", "deploy-staging.yml", "deploy-prod.yml", "cleanup.yml"]
 
 
 def workflow(root: Path, name: str) -> dict[str, Any]:
@@ -47,7 +49,38 @@ def nox_sessions(root: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("name", ["ci.yml", "deploy-dev.yml", "deploy-prod.yml", "cleanup.yml"])
+def test_the_workflows_are_exactly_these(meshops_repo_root: Path) -> None:
+    found = sorted(p.name for p in (meshops_repo_root / ".github/workflows").iterdir())
+    assert found == sorted(WORKFLOWS)
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_every_workflow_is_valid_against_the_github_workflows_schema(
+    meshops_repo_root: Path, name: str
+) -> None:
+    schemas = pytest.importorskip("check_jsonschema.builtin_schemas")
+    import jsonschema
+
+    schema = schemas.get_builtin_schema("vendor.github-workflows")
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    # the schema's key is `on`: read the file as GitHub does (YAML 1.2: `on` is a string)
+    data = workflow(meshops_repo_root, name)
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    assert [f"{list(e.absolute_path)}: {e.message}" for e in errors] == []
+
+
+def test_the_schema_check_sees_a_broken_workflow(meshops_repo_root: Path) -> None:
+    schemas = pytest.importorskip("check_jsonschema.builtin_schemas")
+    import jsonschema
+
+    schema = schemas.get_builtin_schema("vendor.github-workflows")
+    broken = workflow(meshops_repo_root, "deploy-prod.yml")
+    broken["jobs"]["deploy"]["runs-on"] = {"nope": 1}
+    broken["on"]["push"]["tagz"] = ["v*"]
+    assert list(jsonschema.validators.validator_for(schema)(schema).iter_errors(broken))
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
 def test_every_workflow_checks_out_history_and_runs_nox_sessions_that_exist(
     meshops_repo_root: Path, name: str
 ) -> None:
@@ -71,10 +104,25 @@ def test_ci_runs_pre_commit_and_tests_on_pull_requests(meshops_repo_root: Path) 
     assert java["with"]["java-version"] == "17"
 
 
+def test_ci_posts_the_plan_of_the_changed_flows_as_the_job_summary(
+    meshops_repo_root: Path,
+) -> None:
+    data = workflow(meshops_repo_root, "ci.yml")
+    plan = data["jobs"]["plan"]
+    runs = [s["run"] for s in plan["steps"] if "run" in s]
+    assert runs[1] == "nox -s plan --install-only"  # the plan's stdout is then the plan alone
+    script = runs[2]
+    assert 'nox -s plan -- --env prod --changed-since "$BASE" --json > plan.json' in script
+    assert script.rstrip().endswith('>> "$GITHUB_STEP_SUMMARY"')
+    assert plan["steps"][-1]["env"]["BASE"] == "origin/${{ github.base_ref || 'main' }}"
+    assert "secrets" not in str(plan)  # a plan needs no workspace
+
+
 @pytest.mark.parametrize(
     ("name", "session"),
     [
         ("deploy-dev.yml", "nox -s deploy-dev -- --target databricks"),
+        ("deploy-staging.yml", "nox -s integration -- --env staging --target databricks"),
         ("deploy-prod.yml", "nox -s deploy-prod -- --target databricks"),
         ("cleanup.yml", "nox -s cleanup -- --apply --target databricks"),
     ],
@@ -93,12 +141,53 @@ def test_triggers(meshops_repo_root: Path) -> None:
     dev = workflow(meshops_repo_root, "deploy-dev.yml")
     assert dev["on"] == {"push": {"branches-ignore": ["main"]}}
 
+    staging = workflow(meshops_repo_root, "deploy-staging.yml")
+    assert staging["on"] == {
+        "push": {"branches": ["main"], "tags": ["v*.*.*-rc.*"]},
+        "workflow_dispatch": None,
+    }
+    (job,) = staging["jobs"].values()
+    assert job["environment"] == "staging"
+    runs = [s["run"] for s in job["steps"] if "run" in s]
+    assert runs[-2:] == [  # deployed, then tested (and recorded) in the same job
+        "nox -s deploy-staging -- --target databricks",
+        "nox -s integration -- --env staging --target databricks",
+    ]
+    assert staging["concurrency"] == {"group": "deploy-staging", "cancel-in-progress": False}
+
     prod = workflow(meshops_repo_root, "deploy-prod.yml")
-    assert prod["on"] == {"push": {"tags": ["v*"]}, "release": {"types": ["published"]}}
+    assert prod["on"] == {
+        "push": {"tags": ["v*.*.*", "*/v*.*.*", "!v*.*.*-rc.*", "!*/v*.*.*-rc.*"]},
+        "release": {"types": ["released"]},  # not a pre-release
+    }
     (job,) = prod["jobs"].values()
-    assert job["environment"] == "production"
-    assert job["if"] == "startsWith(github.ref, 'refs/tags/v')"
+    assert job["environment"] == "production"  # required reviewers: see README
+    assert job["if"] == "startsWith(github.ref, 'refs/tags/')"  # vX.Y.Z and <domain>/vX.Y.Z
     assert prod["concurrency"] == {"group": "deploy-prod", "cancel-in-progress": False}
+
+
+@pytest.mark.parametrize(
+    ("tag", "deploys"),
+    [
+        ("v1.4.0", True),
+        ("transport/v1.4.0", True),
+        ("v1.4.0-rc.1", False),
+        ("transport/v1.4.0-rc.1", False),
+        ("release-1", False),
+        ("a/b/v1.4.0", False),
+    ],
+)
+def test_which_tags_start_a_prod_deploy(meshops_repo_root: Path, tag: str, deploys: bool) -> None:
+    """GitHub's filter patterns: `*` matches anything but `/`; a `!` pattern after the others
+    takes a match away again."""
+    patterns = workflow(meshops_repo_root, "deploy-prod.yml")["on"]["push"]["tags"]
+    matched = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        regex = re.escape(pattern.lstrip("!")).replace(r"\*", "[^/]*")
+        if re.fullmatch(regex, tag):
+            matched = not negated
+    assert matched == deploys
 
     cleanup = workflow(meshops_repo_root, "cleanup.yml")
     assert set(cleanup["on"]) == {"delete", "schedule", "workflow_dispatch"}

@@ -23,6 +23,7 @@ from meshops.context import Context
 from meshops.discover import Flow, Mesh
 from meshops.engine import session
 from meshops.engine.output import redact, redact_value
+from meshops.engine.pipelinerun import PipelineUpdates
 from meshops.engine.process import flow_process, without_credentials
 from meshops.engine.runs import RunRecord, RunStore, TaskRecord
 from meshops.engine.scheduler import Node, Outcome, Scheduler, result_state
@@ -47,6 +48,8 @@ class RunOptions:
     job_name: str | None = None
     only: tuple[str, ...] = ()
     """Run just these tasks, without their upstream tasks (like running one notebook)."""
+    full_refresh: bool = False
+    """Pipeline updates drop the pipeline's tables and checkpoints and rebuild them."""
 
 
 @dataclass
@@ -101,7 +104,7 @@ def widgets(ctx: Context, spec: FlowSpec, overrides: Mapping[str, str]) -> dict[
 def nodes(spec: FlowSpec, only: tuple[str, ...] = ()) -> list[Node]:
     """The scheduler's view of the flow's tasks (just `only`, if given, without their upstream)."""
     dep = spec.definition
-    keys = [t.task_key for t in dep.tasks]
+    keys = [t.task_key for t in dep.runnable_tasks]
     unknown = sorted(set(only) - set(keys))
     if unknown:
         raise InvalidInput(
@@ -117,7 +120,7 @@ def nodes(spec: FlowSpec, only: tuple[str, ...] = ()) -> list[Node]:
             retry_on_timeout=bool(t.retry_on_timeout),
             timeout_seconds=t.timeout_seconds,
         )
-        for t in dep.tasks
+        for t in dep.runnable_tasks
         if not only or t.task_key in only
     ]
 
@@ -187,6 +190,7 @@ def _run(
         Notebooks(spark, state, ctx, values, secrets),
         run_id=record.run_id,
         logs=state.root / "runs" / record.run_id,
+        pipelines=PipelineUpdates(spark, ctx, flow, spec, state, options.full_refresh),
     )
     _mark_dev_schemas(spark, ctx, spec, state)
     scheduler = Scheduler(
@@ -208,6 +212,7 @@ def _run(
             seconds=round(o.seconds, 2),
             error=redact(o.error),
             tables=tasks.tables.get(o.key, {}),
+            expectations=tasks.expectations.get(o.key, []),
             log=str(tasks.log(o.key)) if o.attempts else "",
             result=tasks.results.get(o.key, ""),
         )
@@ -232,7 +237,7 @@ def _mark_dev_schemas(spark: SparkSession, ctx: Context, spec: FlowSpec, state: 
     EXISTS` then finds it. A schema that already exists is left as it is: meshops did not
     create it, so it gets no evidence.
     """
-    if session.mode(spark) != "local":
+    if not session.owns_catalogs(spark):
         return
     for full, properties in plan.dev_schemas(identity.of(ctx), spec).items():
         catalog, _, schema = full.partition(".")

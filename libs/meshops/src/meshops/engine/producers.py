@@ -105,7 +105,7 @@ def producer_hint(ctx: Context, notebook: Path, parts: tuple[str, ...]) -> str |
             f"this flow ({rel}) makes it: does this task depend on the task that writes it "
             "(depends_on in deployment.yml)?"
         )
-    if ctx.env == "prod":
+    if ctx.env in ("prod", "staging"):  # deployed jobs only: never run locally
         command = f"its job {made.job} must run first"
     else:
         env = f" --env {ctx.env}" if ctx.env != "local" else ""

@@ -46,6 +46,8 @@ class TaskRecord:
     tables: dict[str, int] = field(default_factory=dict)
     log: str = ""
     result: str = ""  # the value given to dbutils.notebook.exit, if any
+    expectations: list[dict[str, Any]] = field(default_factory=list)
+    """A pipeline update's expectations: dataset, name, action, passed, failed."""
 
 
 @dataclass

@@ -9,6 +9,11 @@ Three kinds, chosen at the first call:
   database `c__s`). Writes through the plugin are recorded per task (`task_tag`), and a flow
   task's writes to the shared input catalogs (`external_catalogs`, e.g. `samples`) fail: flows
   read them, tools load them (`shared_inputs_writable`).
+- **warm**: what would be local, served by the warm engine of the same state folder and
+  settings when one is up (`engine.warm`, `meshops engine start`): a Spark Connect session
+  of its own on that server, with the same catalogs, volumes and Delta. Its per-thread
+  settings travel as Spark Connect session tags (`task_tag`), and writes are read back from
+  the server (`drain_writes`).
 - **connect**: Spark Connect when `SPARK_REMOTE` is set; the server owns the catalogs.
 - **databricks-connect**: when a workspace is configured and `databricks-connect` is
   installed; the workspace's Unity Catalog owns the catalogs.
@@ -43,7 +48,7 @@ from meshops.state import StatePaths
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-Mode = Literal["local", "connect", "databricks-connect"]
+Mode = Literal["local", "warm", "connect", "databricks-connect"]
 
 CATALOG_CLASS = "meshops.spark.UnityCatalog"
 VOLUMES_FS_CLASS = "meshops.spark.VolumesFileSystem"
@@ -57,6 +62,8 @@ SHARED_INPUTS_EXTENSION = "meshops.spark.SharedInputsExtension"
 """Analyzer check refusing writes to the thread's read-only catalogs (SQL, DataFrame, Delta)."""
 DEPLOYMENT_FILE = "deployment.yml"
 
+UNITY_SEPARATOR = "__"
+"""Schema `s` of catalog `c` is metastore database `c__s` (UnityCatalog.SEPARATOR)."""
 _CATALOG_PREFIX = "spark.sql.catalog."
 _CATALOG_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 _RESERVED_CATALOGS = frozenset({"spark_catalog", "system", "session"})
@@ -68,7 +75,8 @@ class SessionOptions:
 
     `mode` "auto" picks connect when `SPARK_REMOTE` is set, databricks-connect when a
     workspace is configured and `databricks-connect` is installed, else local. Tests pass
-    "local" so a developer's workspace settings never send them to a cluster.
+    "local" so a developer's workspace settings never send them to a cluster. Local is served
+    by the warm engine of `state` when one is up with these settings (`pick_mode`).
     """
 
     state: StatePaths
@@ -76,7 +84,7 @@ class SessionOptions:
     app_name: str = "meshops"
     shuffle_partitions: int = 4
     extra_conf: Mapping[str, str] = field(default_factory=dict)
-    mode: Literal["auto", "local", "connect", "databricks-connect"] = "auto"
+    mode: Literal["auto", "local", "warm", "connect", "databricks-connect"] = "auto"
     jar_cache: Path | None = None
     """Where the plugin jar is cached; default `state.jars`. Tests share one across state dirs."""
     delta: bool = True
@@ -112,23 +120,31 @@ def get_spark(options: SessionOptions) -> SparkSession:
         running = _running
         if running is not None and _alive(running.spark):
             if (
-                running.mode == "local"
+                running.mode in ("local", "warm")
                 and running.options.state.root.resolve() != options.state.root.resolve()
             ):
                 raise MeshopsError(
-                    f"a local Spark session already runs with state {running.options.state.root}; "
+                    f"a {running.mode} Spark session already runs with state "
+                    f"{running.options.state.root}; "
                     f"one session per process: call meshops.engine.session.stop() first"
                 )
             register_catalogs(running.spark, options.catalogs)
             return running.spark
-        chosen = _choose_mode(options.mode)
+        chosen, url = pick_mode(options)
         if chosen == "local":
             spark = _start_local(options)
+        elif chosen == "warm":
+            spark = _start_warm(options, url)
         elif chosen == "connect":
             spark = _start_connect(options)
         else:
             spark = _start_databricks(options)
         _running = _Running(spark, chosen, options)
+        if chosen == "warm":
+            from meshops.engine import autoloader, unity
+
+            unity.install(spark, options.state)
+            autoloader.install()
         return spark
 
 
@@ -145,6 +161,9 @@ def stop() -> None:
     with _lock:
         running, _running = _running, None
         if running is None:
+            return
+        if running.mode == "warm":
+            _warm_stop(running.spark)
             return
         try:
             if running.mode == "local" and _alive(running.spark):
@@ -164,10 +183,16 @@ def mode(spark: SparkSession) -> Mode:
     return "local" if hasattr(spark, "_jsparkSession") else "connect"
 
 
+def owns_catalogs(spark: SparkSession) -> bool:
+    """Whether meshops' catalog plugin serves `spark` (local, or warm on the same plugin): its
+    writes are recorded, shared inputs refused and Unity Catalog SQL answered as locally."""
+    return mode(spark) in ("local", "warm")
+
+
 def register_catalogs(spark: SparkSession, names: Iterable[str]) -> None:
     """Make each name a catalog of the local session (idempotent); remote sessions own theirs."""
     wanted = [_valid_catalog(name) for name in names]
-    if mode(spark) != "local":
+    if not owns_catalogs(spark):
         return
     for name in wanted:
         key = _CATALOG_PREFIX + name
@@ -177,7 +202,7 @@ def register_catalogs(spark: SparkSession, names: Iterable[str]) -> None:
 
 def known_catalogs(spark: SparkSession) -> set[str]:
     """Catalogs a three-level name may use: registered ones and those with schemas stored."""
-    if mode(spark) != "local":
+    if not owns_catalogs(spark):
         return {c.name for c in spark.catalog.listCatalogs()}
     registered = {
         key[len(_CATALOG_PREFIX) :]
@@ -192,9 +217,13 @@ def known_catalogs(spark: SparkSession) -> set[str]:
 def drain_writes(spark: SparkSession, task: str) -> list[str]:
     """Tables (`catalog.schema.table`) written under `task`, first write first; then forgotten.
 
-    Only writes through three-level names on a local session are recorded; remote sessions
-    and two-level (`spark_catalog`) names record nothing.
+    Only writes through three-level names on a local or warm session are recorded (the warm
+    engine records them in its JVM; they are read from there); other remote sessions and
+    two-level (`spark_catalog`) names record nothing.
     """
+    if mode(spark) == "warm":
+        lines = _server_call(spark, "meshops.spark.TaskWrites", "drainLines", task)
+        return [line for line in lines.split("\n") if line]
     if mode(spark) != "local":
         return []
     return list(_jvm(spark).meshops.spark.TaskWrites.drain(task))
@@ -212,11 +241,11 @@ def task_tag(
     write (SQL, DataFrame writers, Delta's API, files in the catalog's volumes) fails with one
     line naming the catalog, before it changes anything.
     """
-    if mode(spark) != "local":
+    if not owns_catalogs(spark):
         yield
         return
     catalogs = flow_shared_inputs() if read_only is None else tuple(read_only)
-    with _local_properties(
+    with _thread_properties(
         spark, {TASK_PROPERTY: task, READ_ONLY_PROPERTY: ",".join(sorted(set(catalogs))) or None}
     ):
         yield
@@ -245,14 +274,19 @@ def flow_shared_inputs(folder: Path | None = None) -> tuple[str, ...]:
 
 def read_only_catalogs(spark: SparkSession) -> frozenset[str]:
     """Catalogs this thread must not write (inside a flow task: the shared input catalogs)."""
-    if mode(spark) != "local":
+    if mode(spark) == "warm":
+        value = _tag_values(spark).get(READ_ONLY_PROPERTY, "").replace(_TAG_LIST, ",")
+    elif mode(spark) == "local":
+        value = spark.sparkContext.getLocalProperty(READ_ONLY_PROPERTY) or ""
+    else:
         return frozenset()
-    value = spark.sparkContext.getLocalProperty(READ_ONLY_PROPERTY) or ""
     return frozenset(part for part in value.split(",") if part)
 
 
 def shared_input_message(spark: SparkSession, catalog: str) -> str:
     """The one line a write to the shared input catalog `catalog` fails with."""
+    if mode(spark) == "warm":
+        return _server_call(spark, "meshops.spark.SharedInputs", "message", catalog)
     return str(_jvm(spark).meshops.spark.SharedInputs.message(catalog))
 
 
@@ -262,11 +296,80 @@ def shared_inputs_writable(spark: SparkSession) -> Iterator[None]:
     sample data do (`tools/taxigen.py`); other threads, such as running flow tasks, still
     cannot. Outside a flow task they are writable anyway: the block says so explicitly.
     """
-    if mode(spark) != "local":
+    if not owns_catalogs(spark):
         yield
         return
-    with _local_properties(spark, {READ_ONLY_PROPERTY: None}):
+    with _thread_properties(spark, {READ_ONLY_PROPERTY: None}):
         yield
+
+
+@contextlib.contextmanager
+def _thread_properties(spark: SparkSession, values: Mapping[str, str | None]) -> Iterator[None]:
+    """meshops' per-thread settings for the block: Spark local properties of a local session;
+    on the warm engine, whose client cannot set those, Spark Connect session tags `key=value`
+    (thread-local in the client, job tags of the thread's operations on the server, where
+    the plugin reads them: ThreadProperties.java)."""
+    if mode(spark) == "local":
+        with _local_properties(spark, values):
+            yield
+        return
+    with _active_in_thread(spark), _session_tags(spark, values):
+        yield
+
+
+@contextlib.contextmanager
+def _active_in_thread(spark: SparkSession) -> Iterator[None]:
+    """`spark` as this thread's active session for the block, as the one SparkContext is for
+    every thread of a local session: pyspark's Connect client keeps the active session per
+    thread, and code in a task's thread (`StructType.toDDL()`, `SparkSession.active()`)
+    looks it up. (pyspark is pinned: its thread-local is the one place to set it.)"""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    local = ConnectSession._active_session
+    previous = getattr(local, "session", None)
+    local.session = spark
+    try:
+        yield
+    finally:
+        local.session = previous
+
+
+@contextlib.contextmanager
+def _session_tags(spark: SparkSession, values: Mapping[str, str | None]) -> Iterator[None]:
+    """`key=value` session tags of this thread for the block; earlier ones of the same keys
+    taken away meanwhile."""
+    previous = {tag for tag in spark.getTags() if tag.partition("=")[0] in values}
+    added = {f"{key}={value.replace(',', _TAG_LIST)}" for key, value in values.items() if value}
+    for tag in previous - added:
+        spark.removeTag(tag)
+    for tag in added - previous:
+        spark.addTag(tag)
+    try:
+        yield
+    finally:
+        for tag in added - previous:
+            spark.removeTag(tag)
+        for tag in previous - added:
+            spark.addTag(tag)
+
+
+_TAG_LIST = ";"
+"""Separates the items of a list in a session tag, which cannot hold a comma."""
+
+
+def _tag_values(spark: SparkSession) -> dict[str, str]:
+    """meshops' settings of this thread on a warm session, from its session tags."""
+    return {key: value for key, _, value in (t.partition("=") for t in spark.getTags()) if value}
+
+
+def _server_call(spark: SparkSession, cls: str, method: str, argument: str) -> str:
+    """A static method (String -> String) of the meshops plugin run in the warm engine's JVM,
+    with SQL's `reflect`: what py4j does for a local session."""
+    from pyspark.sql import functions
+
+    call = functions.reflect(*(functions.lit(part) for part in (cls, method, argument)))
+    row = spark.range(1).select(call).first()
+    return str(row[0]) if row is not None and row[0] is not None else ""
 
 
 @contextlib.contextmanager
@@ -309,6 +412,32 @@ def _choose_mode(requested: str) -> Mode:
     return "local"
 
 
+def pick_mode(options: SessionOptions) -> tuple[Mode, str]:
+    """The kind of session `options` get, and for "warm" the server's URL.
+
+    Where the session would be local ("local", or "auto" on a machine without SPARK_REMOTE or
+    a workspace), it is warm when the warm engine of `options.state` is up with the same
+    settings (`engine.warm.find`): the engine holds that state folder, and it is this
+    machine's Spark all the same. "warm" requires the engine. A stale engine record counts
+    as none, so the embedded session starts as before.
+    """
+    from meshops.engine import warm
+
+    if options.mode == "warm":
+        engine = warm.find(options)
+        if engine is None:
+            raise MeshopsError(
+                f"no warm engine is up for {options.state.root}: `meshops engine start` it"
+            )
+        return "warm", engine.url
+    chosen = _choose_mode(options.mode)
+    if chosen == "local":
+        engine = warm.find(options)
+        if engine is not None:
+            return "warm", engine.url
+    return chosen, ""
+
+
 def _has_databricks_connect() -> bool:
     try:
         return importlib.util.find_spec("databricks.connect") is not None
@@ -326,6 +455,25 @@ def _start_connect(options: SessionOptions) -> SparkSession:
     for key, value in options.extra_conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def _start_warm(options: SessionOptions, url: str) -> SparkSession:
+    """A Spark Connect session of its own on the warm engine, set up as a local session is:
+    the catalogs of `options` and those stored in the state folder registered in it (each
+    Connect session has its own settings)."""
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.remote(url).appName(options.app_name).create()
+    state = StatePaths(options.state.root.resolve())
+    for name in sorted({*options.catalogs, *_catalogs_on_disk(state.warehouse)}):
+        spark.conf.set(_CATALOG_PREFIX + _valid_catalog(name), CATALOG_CLASS)
+    return spark  # get_spark answers Unity Catalog SQL on it once it is known as warm
+
+
+def _warm_stop(spark: SparkSession) -> None:
+    """End this process's Connect session; the server and its other sessions keep running."""
+    with contextlib.suppress(Exception):  # a server that is gone has nothing to release
+        spark.stop()
 
 
 def _start_databricks(options: SessionOptions) -> SparkSession:
@@ -375,8 +523,10 @@ def local_conf(options: SessionOptions, jar: Path, delta: Iterable[Path] = ()) -
         "spark.sql.extensions": SHARED_INPUTS_EXTENSION,
         # V1 reads of tables from a non-session catalog need partitions found on disk
         "spark.sql.hive.manageFilesourcePartitions": "false",
-        # /Volumes/<catalog>/<schema>/<volume>/... is <state>/volumes/<catalog>/...
+        # /Volumes/<catalog>/<schema>/<volume>/... is <state>/volumes/<catalog>/... (also for
+        # FileContext: streaming checkpoints and Delta's log writer)
         "spark.hadoop.fs.file.impl": VOLUMES_FS_CLASS,
+        "spark.hadoop.fs.AbstractFileSystem.file.impl": VOLUMES_FS_CLASS + "$Fs",
         "spark.hadoop.meshops.volumes.root": str(state.volumes),
         # dbfs:/x is <state>/dbfs/x (both the FileSystem and the AbstractFileSystem that
         # Delta's log writer uses)
@@ -464,9 +614,11 @@ def _start_local_locked(
     # schemas stored by earlier processes: their catalogs resolve from the first query
     register_catalogs(spark, _catalogs_on_disk(state.warehouse))
     # Unity Catalog SQL OSS Spark does not parse (USE CATALOG, volumes, grants)
-    from meshops.engine import unity
+    from meshops.engine import autoloader, unity
 
     unity.install(spark, state)
+    # Auto Loader: spark.readStream.format("cloudFiles") in notebooks and pipeline sources
+    autoloader.install()
     return spark
 
 
@@ -639,5 +791,9 @@ def _jvm(spark: SparkSession) -> Any:
 
 
 def _metastore_catalogs(spark: SparkSession) -> list[str]:
+    if mode(spark) == "warm":  # the metastore's databases `c__s`, as TaskWrites.java reads them
+        databases = [str(row[0]) for row in spark.sql("SHOW SCHEMAS IN spark_catalog").collect()]
+        parts = (db.partition(UNITY_SEPARATOR) for db in databases)
+        return sorted({c for c, sep, rest in parts if c and sep and rest})
     jvm = _jvm(spark)
     return list(jvm.meshops.spark.TaskWrites.metastoreCatalogs(spark._jsparkSession))

@@ -28,6 +28,7 @@ from meshops.engine.notebook import (
     display,
 )
 from meshops.engine.output import redact, task_output
+from meshops.engine.pipelinerun import PipelineUpdates, expectations_of, tables_of
 from meshops.engine.scheduler import Node, TaskFailed, try_label
 from meshops.errors import display_path
 from meshops.spec import FlowSpec
@@ -96,8 +97,11 @@ class Tasks:
     run_id: str
     logs: Path
     """The run's folder: `<task key>.log` per task."""
+    pipelines: PipelineUpdates | None = None
+    """Runs the flow's pipeline for a task with `pipeline_task`."""
     tables: dict[str, dict[str, int]] = field(default_factory=dict)
     results: dict[str, str] = field(default_factory=dict)
+    expectations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _active: dict[str, str] = field(default_factory=dict, init=False)
 
     def log(self, key: str) -> Path:
@@ -113,18 +117,27 @@ class Tasks:
             if node.tries > 1:  # each try appends to the task's one log
                 print(tried)
             try:
-                exit_value = self.notebooks.run(
-                    path, {**self.params, **task.base_parameters}, node.key
-                )
+                if task.pipeline_task is not None and self.pipelines is not None:
+                    update = self.pipelines.update(full_refresh=task.pipeline_task.full_refresh)
+                    exit_value = None
+                else:
+                    update = None
+                    exit_value = self.notebooks.run(
+                        path, {**self.params, **task.base_parameters}, node.key
+                    )
             except Exception as error:
                 if attempt < node.tries:  # the last try's error ends the log (flowrun)
                     print(f"{tried} failed: {error}\n{getattr(error, 'details', '')}".rstrip())
                 raise
             finally:
                 written = session.drain_writes(self.spark, tag)
-        self.tables[node.key] = {
-            name: self.spark.table(name).count() for name in dict.fromkeys(written)
-        }
+        if update is not None:  # its streams write from their own threads: the update knows
+            self.tables[node.key] = tables_of(self.spark, update)
+            self.expectations[node.key] = expectations_of(update)
+        else:
+            self.tables[node.key] = {
+                name: self.spark.table(name).count() for name in dict.fromkeys(written)
+            }
         if exit_value:
             self.results[node.key] = redact(exit_value)
 

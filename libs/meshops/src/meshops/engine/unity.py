@@ -2,8 +2,9 @@
 
 Notebooks and `%sql` cells written for Databricks use `USE CATALOG`, `CREATE CATALOG`,
 volumes, grants and `spark.databricks.*` settings that local Spark rejects. `install` patches
-the classic `SparkSession.sql` and `RuntimeConfig.set` so these work on a local session
-(Spark Connect sessions are a different class and stay untouched):
+the classic `SparkSession.sql` and `RuntimeConfig.set` so these work on a local session, and
+their Spark Connect twins for a session on the warm engine (other Connect sessions are left
+as they are):
 
 - `USE CATALOG c`, `USE SCHEMA c.s`, `CREATE/DROP CATALOG`, `SHOW CATALOGS` act on the local
   catalogs (schema `s` of catalog `c` is metastore database `c__s`).
@@ -72,27 +73,35 @@ _PATCHED = "__meshops_unity__"
 def install(spark: SparkSession, state: StatePaths) -> None:
     """Answer Unity Catalog SQL and Databricks settings on local session `spark` (idempotent).
 
-    Call it right after a local session starts; remote sessions are left alone, since their
-    server speaks Unity Catalog itself.
+    Call it right after a local or warm session starts; other remote sessions are left alone,
+    since their server speaks Unity Catalog itself.
     """
     global _installed
-    if sessions.mode(spark) != "local":
+    if not sessions.owns_catalogs(spark):
         return
-    from pyspark.sql.conf import RuntimeConfig
-    from pyspark.sql.session import SparkSession as ClassicSession
+    if sessions.mode(spark) == "local":
+        from pyspark.sql.conf import RuntimeConfig
+        from pyspark.sql.session import SparkSession as ClassicSession
 
+        session_class: Any = ClassicSession
+        conf_class: Any = RuntimeConfig
+    else:
+        from pyspark.sql.connect.conf import RuntimeConf
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+        session_class, conf_class = ConnectSession, RuntimeConf
     with _lock:
         if _installed is None or _installed.state.root.resolve() != state.root.resolve():
             _installed = _Installed(StatePaths(state.root.resolve()))
-        if not getattr(ClassicSession.sql, _PATCHED, False):
-            ClassicSession.sql = _patched_sql(ClassicSession.sql)  # type: ignore[method-assign]
-        if not getattr(RuntimeConfig.set, _PATCHED, False):
-            RuntimeConfig.set = _patched_set(RuntimeConfig.set)  # type: ignore[method-assign]
+        if not getattr(session_class.sql, _PATCHED, False):
+            session_class.sql = _patched_sql(session_class.sql)
+        if not getattr(conf_class.set, _PATCHED, False):
+            conf_class.set = _patched_set(conf_class.set)
 
 
 def _active(spark: Any) -> _Installed | None:
     installed = _installed
-    if installed is None or sessions.mode(spark) != "local":
+    if installed is None or not sessions.owns_catalogs(spark):
         return None
     return installed
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
@@ -128,6 +128,7 @@ def summary(result: RunResult) -> Table:
         written = "\n".join(f"{name} ({rows:,})" for name, rows in task.tables.items())
         status = f"{ICONS[Status(task.status)]} {task.status.lower()}"
         notes = [written] if written else []
+        notes += [_expectation(e) for e in task.expectations]
         if task.result:
             notes.append(f"result: {task.result}")
         if task.error:
@@ -142,6 +143,17 @@ def summary(result: RunResult) -> Table:
             "\n".join(notes) or "-",
         )
     return view
+
+
+def _expectation(found: Mapping[str, Any]) -> str:
+    """`expect non_negative_fare on trips_silver: 4,990 passed, 10 dropped`."""
+    failed = {"drop": "dropped", "fail": "failed"}.get(found["action"], "warned")
+    if found["action"] == "fail" and found["failed"]:
+        failed += " (update stopped)"
+    return (
+        f"expect {found['name']} on {found['dataset']}: {found['passed']:,} passed, "
+        f"{found['failed']:,} {failed}"
+    )
 
 
 def overview(results: Sequence[RunResult], ctx: Context) -> Table:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from databricks.sdk.service import jobs, pipelines
+from databricks.sdk.service.catalog import PermissionsChange, Privilege, SecurableType
 
 from meshops import identity
 
@@ -141,6 +142,13 @@ class SchemaInfo:
         return f"{self.catalog}.{self.name}"
 
 
+@dataclass(frozen=True)
+class SecurableInfo:
+    """A Unity Catalog catalog or schema, as far as grants need it: who owns it."""
+
+    owner: str | None
+
+
 class Target(Protocol):
     """One place plans are applied to. Every method is one logical API operation."""
 
@@ -242,10 +250,33 @@ class Target(Protocol):
         """Drop a schema with everything in it."""
         ...
 
-    def ensure_schema(self, full_name: str, properties: Mapping[str, str]) -> bool:
+    def ensure_schema(
+        self, full_name: str, properties: Mapping[str, str], *, comment: str | None = None
+    ) -> bool:
         """Create a dev schema with meshops' evidence, unless it exists (which is left alone:
         evidence on a schema meshops did not make would let the janitor drop it); True when
-        created."""
+        created. `comment`: the schema's comment (default: a dev schema's note); a published
+        schema is made with no evidence and its own comment (`meshops.grants`)."""
+        ...
+
+    def securable(self, securable_type: SecurableType, full_name: str) -> SecurableInfo | None:
+        """A catalog or schema (its owner); None when it does not exist."""
+        ...
+
+    def privileges(
+        self, securable_type: SecurableType, full_name: str
+    ) -> dict[str, frozenset[Privilege]]:
+        """The direct grants on a catalog or schema: principal -> privileges (every page)."""
+        ...
+
+    def update_privileges(
+        self, securable_type: SecurableType, full_name: str, changes: Sequence[PermissionsChange]
+    ) -> None:
+        """Add and remove privileges on a catalog or schema, every change in one update."""
+        ...
+
+    def set_owner(self, securable_type: SecurableType, full_name: str, owner: str) -> None:
+        """Make `owner` (a group) the owner of a catalog or schema."""
         ...
 
     def cluster_ids(self) -> dict[str, str]:

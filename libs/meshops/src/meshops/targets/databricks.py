@@ -33,6 +33,7 @@ from databricks.sdk.errors import (
     Unauthenticated,
 )
 from databricks.sdk.errors.base import DatabricksError
+from databricks.sdk.service.catalog import PermissionsChange, Privilege, SecurableType
 from databricks.sdk.service.jobs import (
     BaseJob,
     JobAccessControlRequest,
@@ -48,7 +49,13 @@ from databricks.sdk.service.workspace import ImportFormat, Language
 
 from meshops.context import strip_userinfo
 from meshops.errors import MeshopsError
-from meshops.targets.base import DeployedJob, DeployedPipeline, SchemaInfo, one_line
+from meshops.targets.base import (
+    DeployedJob,
+    DeployedPipeline,
+    SchemaInfo,
+    SecurableInfo,
+    one_line,
+)
 
 LIST_PAGE = 100  # the Jobs API maximum: fewest requests for one list pass
 PIPELINE_PAGE = 100  # the Pipelines API maximum of one list page
@@ -57,6 +64,7 @@ RETRY_TIMEOUT_SECONDS = 120  # all SDK retries of one call (429/503 waits, recon
 REACH_ATTEMPTS = 3  # tries of the first request before giving up on the workspace
 REACH_HTTP_TIMEOUT_SECONDS = 6.0  # metadata probe + 3 tries of 6 s, 1 s + 2 s pauses: < 30 s
 
+DEV_SCHEMA_COMMENT = "dev schema of a meshops deployment; dropped by `meshops cleanup`"
 AUTH_HINT = (
     "set DATABRICKS_HOST and DATABRICKS_TOKEN, or DATABRICKS_CLIENT_ID and "
     "DATABRICKS_CLIENT_SECRET for a service principal, or DATABRICKS_CONFIG_PROFILE"
@@ -102,6 +110,11 @@ def _pipeline(info: GetPipelineResponse) -> DeployedPipeline:
         settings=info.spec or PipelineSpec(name=info.name),
         created_ms=int(info.last_modified or 0),
     )
+
+
+def _securable(securable_type: SecurableType) -> str:
+    """The grants API's path segment of a securable type (`catalog`, `schema`)."""
+    return securable_type.value.lower()
 
 
 def _like(name: str) -> str:
@@ -378,14 +391,16 @@ class DatabricksTarget:
     def drop_schema(self, full_name: str) -> None:
         self.w.schemas.delete(full_name, force=True)
 
-    def ensure_schema(self, full_name: str, properties: Mapping[str, str]) -> bool:
+    def ensure_schema(
+        self, full_name: str, properties: Mapping[str, str], *, comment: str | None = None
+    ) -> bool:
         catalog, name = full_name.split(".", 1)
         try:
             self.w.schemas.create(
                 name=name,
                 catalog_name=catalog,
-                comment="dev schema of a meshops deployment; dropped by `meshops cleanup`",
-                properties=dict(properties),
+                comment=comment or DEV_SCHEMA_COMMENT,
+                properties=dict(properties) or None,
             )
         except (ResourceAlreadyExists, AlreadyExists, ResourceConflict):  # SCHEMA_ALREADY_EXISTS
             return False
@@ -395,6 +410,47 @@ class DatabricksTarget:
         except DatabricksError as exc:
             raise MeshopsError(f"schema {full_name}: {one_line(exc)}") from None
         return True
+
+    def securable(self, securable_type: SecurableType, full_name: str) -> SecurableInfo | None:
+        try:
+            if securable_type == SecurableType.CATALOG:
+                return SecurableInfo(owner=self.w.catalogs.get(full_name).owner)
+            return SecurableInfo(owner=self.w.schemas.get(full_name).owner)
+        except NotFound:
+            return None
+
+    def privileges(
+        self, securable_type: SecurableType, full_name: str
+    ) -> dict[str, frozenset[Privilege]]:
+        """Every page of the grants API (`max_results=0`: its paged form, which the
+        unpaged one is to be replaced by)."""
+        found: dict[str, frozenset[Privilege]] = {}
+        token: str | None = None
+        while True:
+            page = self.w.grants.get(
+                _securable(securable_type), full_name, max_results=0, page_token=token
+            )
+            for a in page.privilege_assignments or []:
+                if a.principal:
+                    found[a.principal] = found.get(a.principal, frozenset()) | set(
+                        a.privileges or []
+                    )
+            token = page.next_page_token
+            if not token:
+                return found
+
+    def update_privileges(
+        self, securable_type: SecurableType, full_name: str, changes: Sequence[PermissionsChange]
+    ) -> None:
+        self.w.grants.update(_securable(securable_type), full_name, changes=list(changes))
+
+    def set_owner(self, securable_type: SecurableType, full_name: str, owner: str) -> None:
+        """The catalogs or schemas update API with `owner` alone (a metastore admin may change
+        only the owner)."""
+        if securable_type == SecurableType.CATALOG:
+            self.w.catalogs.update(full_name, owner=owner)
+        else:
+            self.w.schemas.update(full_name, owner=owner)
 
     def cluster_ids(self) -> dict[str, str]:
         try:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from databricks.sdk.service import jobs, pipelines
+from databricks.sdk.service.catalog import PermissionsChange, Privilege, SecurableType
 
 from meshops import identity
 from meshops.context import git
@@ -34,7 +35,8 @@ from meshops.identity import Identity
 from meshops.spec import load_specs
 from meshops.sqlitefile import SqliteFile
 from meshops.state import StatePaths
-from meshops.targets.base import DeployedJob, DeployedPipeline, SchemaInfo
+from meshops.targets.base import DeployedJob, DeployedPipeline, SchemaInfo, SecurableInfo
+from meshops.targets.localgrants import GrantRegistry
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -291,6 +293,7 @@ class LocalTarget:
         self.user = user
         self.registry = JobRegistry(state.jobs_db)
         self.pipelines = PipelineRegistry(state.jobs_db)
+        self.grants = GrantRegistry(state.jobs_db)
 
     def describe(self) -> str:
         return f"local registry {self.state.jobs_db}"
@@ -405,10 +408,29 @@ class LocalTarget:
                     found.append(SchemaInfo(catalog, name, int(entry.stat().st_mtime * 1000)))
         return found
 
-    def ensure_schema(self, full_name: str, properties: Mapping[str, str]) -> bool:
+    def ensure_schema(
+        self, full_name: str, properties: Mapping[str, str], *, comment: str | None = None
+    ) -> bool:
         """Nothing to do at deploy time: only a Spark process writes the local metastore, so a
         local dev run (`meshops run-job`) creates its schemas, with this evidence, itself."""
         return False
+
+    def securable(self, securable_type: SecurableType, full_name: str) -> SecurableInfo | None:
+        """Always there: grants are only recorded here (`localgrants`), never enforced."""
+        return SecurableInfo(owner=self.grants.owner(securable_type, full_name))
+
+    def privileges(
+        self, securable_type: SecurableType, full_name: str
+    ) -> dict[str, frozenset[Privilege]]:
+        return self.grants.privileges(securable_type, full_name)
+
+    def update_privileges(
+        self, securable_type: SecurableType, full_name: str, changes: Sequence[PermissionsChange]
+    ) -> None:
+        self.grants.update(securable_type, full_name, changes, self.user)
+
+    def set_owner(self, securable_type: SecurableType, full_name: str, owner: str) -> None:
+        self.grants.set_owner(securable_type, full_name, owner)
 
     def drop_schema(self, full_name: str) -> None:
         from meshops.engine import session

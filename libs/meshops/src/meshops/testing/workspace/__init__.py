@@ -13,9 +13,10 @@ keeps credentials.
         assert ws.request_log.count("POST", "/api/2.2/jobs/create") == 1
 
 One module per API (`identity`, `jobs`, `permissions`, `catalog`, `files`,
-`objects`), each a part that owns that API's state and routes; `server` composes
-them behind `WorkspaceDouble`. Test support only: this package is left out of
-meshops' wheel and is importable from the editable (dev) install.
+`objects`, `pipelines`, `grants`), each a part that owns that API's state and
+routes; `server` composes them behind `WorkspaceDouble`. Test support only: this
+package is left out of meshops' wheel and is importable from the editable (dev)
+install.
 """
 
 from meshops.testing.workspace.clock import FastClock

@@ -43,6 +43,7 @@ from meshops.testing.workspace.common import (
 )
 from meshops.testing.workspace.faults import CHAOS_MODES, Fault, Faults
 from meshops.testing.workspace.files import FilesApi
+from meshops.testing.workspace.grants import GrantsApi
 from meshops.testing.workspace.identity import IdentityApi
 from meshops.testing.workspace.jobs import JobsApi
 from meshops.testing.workspace.log import AuthState, RecordedRequest, RequestLog
@@ -157,6 +158,7 @@ class WorkspaceDouble:
         self._catalog = CatalogApi(self._state, self._files, page_size=uc_page_size)
         self._objects = WorkspaceObjectsApi(self._state)
         self._pipelines = PipelinesApi(self._state, object_type=self._object_type)
+        self._grants = GrantsApi(self._state, securable=self._securable, page_size=uc_page_size)
         self._parts: list[ApiPart] = [
             IdentityApi(self._state),
             self._jobs,
@@ -165,6 +167,7 @@ class WorkspaceDouble:
             self._files,
             self._objects,
             self._pipelines,
+            self._grants,
         ]
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             (method, re.compile(pattern), func)
@@ -212,6 +215,7 @@ class WorkspaceDouble:
     @uc_page_size.setter
     def uc_page_size(self, value: int) -> None:
         self._catalog.page_size = value
+        self._grants.page_size = value
 
     @property
     def directory_page_size(self) -> int:
@@ -228,6 +232,11 @@ class WorkspaceDouble:
     @presigned_urls.setter
     def presigned_urls(self, value: bool) -> None:
         self._files.presigned_urls = value
+
+    def _securable(self, securable_type: str, full_name: str) -> dict[str, Any] | None:
+        """The stored info of a catalog or schema (what grants and owners attach to)."""
+        found = self._catalog.catalogs if securable_type == "CATALOG" else self._catalog.schemas
+        return found.get(full_name.lower()) if securable_type in ("CATALOG", "SCHEMA") else None
 
     def _object_type(self, path: str) -> str | None:
         """NOTEBOOK, FILE or DIRECTORY at a workspace path (`/Workspace/x` is `/x`), None."""
@@ -475,6 +484,17 @@ class WorkspaceDouble:
     def runs(self) -> list[dict[str, Any]]:
         with self._lock:
             return [copy.deepcopy(r) for r in self._jobs.runs.values()]
+
+    def grants(self, securable_type: str, full_name: str) -> dict[str, set[str]]:
+        """Direct grants on a catalog or schema: principal -> privileges."""
+        with self._lock:
+            return self._grants.of(securable_type, full_name)
+
+    def securable(self, securable_type: str, full_name: str) -> dict[str, Any] | None:
+        """A catalog or schema as its `GET` returns it (owner, properties, ...), None if absent."""
+        with self._lock:
+            found = self._securable(securable_type.upper(), full_name)
+            return copy.deepcopy(found) if found is not None else None
 
     def schemas(self) -> list[str]:
         with self._lock:

@@ -15,8 +15,9 @@ import scala.Option;
  * flows read them and never write them.
  *
  * <p>Which catalogs the current thread must not write is the Spark local property {@value
- * #PROPERTY} (comma-separated), which meshops sets on the thread of each flow task; Spark hands
- * local properties on to the jobs (and executor tasks) the thread starts. A thread without it,
+ * #PROPERTY} (comma-separated), which meshops sets on the thread of each flow task (a Spark
+ * Connect client: a session tag, see {@link ThreadProperties}); Spark hands local properties on
+ * to the jobs (and executor tasks) the thread starts. A thread without it,
  * such as a test's set-up or a tool that loads sample data, writes anywhere. Every write path
  * asks {@link #check}: the catalog plugin's write entry points, the analyzer check of {@link
  * SharedInputsExtension} (SQL, DataFrame writers and Delta's own commands and API) and the
@@ -40,16 +41,25 @@ public final class SharedInputs {
     String value = null;
     TaskContext task = TaskContext.get();
     if (task != null) {
-      value = task.getLocalProperty(PROPERTY);
+      value =
+          ThreadProperties.get(
+              task.getLocalProperty(PROPERTY),
+              task.getLocalProperty(ThreadProperties.JOB_TAGS),
+              PROPERTY);
     } else {
       Option<SparkContext> context = SparkContext$.MODULE$.getActive();
       if (context.isDefined()) {
-        value = context.get().getLocalProperty(PROPERTY);
+        value =
+            ThreadProperties.get(
+                context.get().getLocalProperty(PROPERTY),
+                context.get().getLocalProperty(ThreadProperties.JOB_TAGS),
+                PROPERTY);
       }
     }
     Set<String> catalogs = new TreeSet<>();
     if (value != null) {
-      for (String part : value.split(",")) {
+      // comma-separated in a local property; a Spark Connect tag cannot hold commas: ';' there
+      for (String part : value.split("[,;]")) {
         String name = part.trim().toLowerCase(Locale.ROOT);
         if (!name.isEmpty()) {
           catalogs.add(name);

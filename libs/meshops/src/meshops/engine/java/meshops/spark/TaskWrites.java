@@ -31,7 +31,11 @@ public final class TaskWrites {
   private TaskWrites() {}
 
   static void record(SparkContext context, String table) {
-    String task = context.getLocalProperty(TASK_PROPERTY);
+    String task =
+        ThreadProperties.get(
+            context.getLocalProperty(TASK_PROPERTY),
+            context.getLocalProperty(ThreadProperties.JOB_TAGS),
+            TASK_PROPERTY);
     WRITES.compute(
         task == null ? "" : task,
         (key, tables) -> {
@@ -45,6 +49,14 @@ public final class TaskWrites {
   public static String[] drain(String task) {
     Set<String> tables = WRITES.remove(task);
     return tables == null ? new String[0] : tables.toArray(new String[0]);
+  }
+
+  /**
+   * {@link #drain} as one line per table, for a Spark Connect client, which calls it on the server
+   * with SQL's {@code reflect} (a static method returning a string).
+   */
+  public static String drainLines(String task) {
+    return String.join("\n", drain(task));
   }
 
   /** Catalogs that own at least one schema in the metastore (databases named {@code c__s}). */

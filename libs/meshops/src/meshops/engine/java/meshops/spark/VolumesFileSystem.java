@@ -3,11 +3,13 @@ package meshops.spark;
 import java.io.File;
 import java.io.IOException;
 import java.net.URI;
+import java.net.URISyntaxException;
 
 import org.apache.hadoop.conf.Configuration;
 import java.util.EnumSet;
 
 import org.apache.hadoop.fs.CreateFlag;
+import org.apache.hadoop.fs.DelegateToFileSystem;
 import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.LocalFileSystem;
@@ -20,7 +22,9 @@ import org.apache.hadoop.util.Progressable;
  * The local file system, except that {@code /Volumes/<catalog>/<schema>/<volume>/...} lives under
  * the folder in the Hadoop setting {@value #ROOT_KEY}: notebooks that read and write Unity Catalog
  * volume paths run unchanged on a laptop. Registered as {@code fs.file.impl}; it extends {@link
- * LocalFileSystem} because Hadoop and Spark cast {@code FileSystem.getLocal} to it.
+ * LocalFileSystem} because Hadoop and Spark cast {@code FileSystem.getLocal} to it. {@link Fs} is the
+ * same for {@code FileContext} ({@code fs.AbstractFileSystem.file.impl}), which Spark's streaming
+ * checkpoints and Delta's log store write through.
  *
  * <p>Files of a volume in a catalog the current thread must only read ({@link SharedInputs}) are
  * not created, appended to, truncated, renamed or deleted: Spark's writers fail with the shared
@@ -228,6 +232,16 @@ public class VolumesFileSystem extends LocalFileSystem {
         }
       }
       return statuses;
+    }
+  }
+
+  /**
+   * {@code file:} for {@code FileContext} users: without it, a checkpoint or Delta log under {@code
+   * /Volumes/...} would be written on this machine's root.
+   */
+  public static final class Fs extends DelegateToFileSystem {
+    public Fs(URI uri, Configuration conf) throws IOException, URISyntaxException {
+      super(uri, new VolumesFileSystem(), conf, "file", false);
     }
   }
 }
