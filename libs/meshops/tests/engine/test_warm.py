@@ -153,15 +153,25 @@ def client(script: str, *args: str, cwd: Path) -> Any:
 # ---- without a JVM -------------------------------------------------------------------------
 
 
-def record(where: StatePaths, **fields: object) -> warm.Engine:
-    """Write an engine record as the daemon does; this process stands in for the daemon."""
-    me = psutil.Process()
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[int]:
+    """A process whose command line serves the state folder `tmp_path`, as the daemon's does
+    (`... meshops.engine.warm serve STATE`); it only sleeps."""
+    state = str(tmp_path.resolve())
+    code = "import time; time.sleep(600)"
+    process = subprocess.Popen([sys.executable, "-c", code, warm.DAEMON_MODULE, "serve", state])
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
+def record(where: StatePaths, pid: int, **fields: object) -> warm.Engine:
+    """Write an engine record as the daemon does, for the process `pid`."""
     engine = warm.Engine(
-        pid=me.pid,
+        pid=pid,
         port=1,
         state=str(where.root.resolve()),
         fingerprint=warm.fingerprint(session.SessionOptions(state=where)),
-        created=me.create_time(),
         python=sys.executable,
         started="now",
     )
@@ -202,42 +212,43 @@ def test_no_record_means_embedded(tmp_path: Path) -> None:
 def test_a_gone_pid_is_stale_and_stop_clears_it(tmp_path: Path) -> None:
     state = StatePaths(tmp_path)
     pid = gone_pid()
-    record(state, pid=pid)
+    record(state, pid)
     found = warm.status(state)
     assert not found.up
-    assert found.stale == f"pid {pid} is gone"
+    assert found.stale == f"pid {pid} is no longer the engine"
     assert "`meshops engine stop` clears it" in found.describe()
     # a stale record is no engine: the session starts embedded
     assert session.pick_mode(session.SessionOptions(state=state)) == ("local", "")
     stopped = warm.stop(state)
-    assert stopped.stale == f"pid {pid} is gone" and stopped.killed == ()
+    assert stopped.stale == f"pid {pid} is no longer the engine" and stopped.killed == ()
     assert not warm.record_path(state).exists()
 
 
 @pytest.mark.unit
 def test_a_recycled_pid_a_dead_port_or_another_folder_is_stale(
-    tmp_path: Path, listening: int
+    tmp_path: Path, listening: int, standin: int
 ) -> None:
     state = StatePaths(tmp_path)
-    me = psutil.Process()
-    record(state, port=listening, created=me.create_time() - 3600)  # same pid, older process
-    assert warm.status(state).stale == f"pid {me.pid} is gone"
+    record(state, os.getpid(), port=listening)  # a live process, but not the engine
+    assert warm.status(state).stale == f"pid {os.getpid()} is no longer the engine"
     closed = warm.free_port()
-    record(state, port=closed)
-    assert warm.status(state).stale == f"pid {me.pid} does not answer on port {closed}"
-    record(state, port=listening, state="/elsewhere")
+    record(state, standin, port=closed)
+    assert warm.status(state).stale == f"pid {standin} does not answer on port {closed}"
+    record(state, standin, port=listening, state="/elsewhere")
     assert warm.status(state).stale == "it was recorded for /elsewhere"
-    record(state, port=listening)
+    record(state, standin, port=listening)
     assert warm.status(state).up
 
 
 @pytest.mark.unit
-def test_an_engine_with_other_settings_is_not_reused(tmp_path: Path, listening: int) -> None:
+def test_an_engine_with_other_settings_is_not_reused(
+    tmp_path: Path, listening: int, standin: int
+) -> None:
     state = StatePaths(tmp_path)
-    record(state, port=listening, fingerprint="0123456789abcdef")
+    record(state, standin, port=listening, fingerprint="0123456789abcdef")
     with pytest.raises(MeshopsError, match="runs with another configuration"):
         session.pick_mode(session.SessionOptions(state=state))
-    record(state, port=listening)
+    record(state, standin, port=listening)
     assert session.pick_mode(session.SessionOptions(state=state)) == (
         "warm",
         f"sc://127.0.0.1:{listening}",
@@ -274,10 +285,12 @@ def test_one_test_process_at_a_time_claims_the_engine(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
-def test_status_command_json(tmp_path: Path, listening: int, meshops_repo_root: Path) -> None:
-    state = StatePaths(tmp_path / "state")
-    engine = record(state, port=listening)
-    repo = tmp_path / "repo"
+def test_status_command_json(
+    tmp_path: Path, listening: int, standin: int, meshops_repo_root: Path
+) -> None:
+    state = StatePaths(tmp_path)
+    engine = record(state, standin, port=listening)
+    repo = tmp_path / "repo"  # inside the state folder: fine for a status
     platform_files(meshops_repo_root, repo)
     done = CliRunner().invoke(
         app,
@@ -287,7 +300,7 @@ def test_status_command_json(tmp_path: Path, listening: int, meshops_repo_root: 
     assert done.exit_code == 0, done.output
     shown = json.loads(done.stdout)
     assert shown["up"] is True and shown["url"] == engine.url
-    assert shown["engine"]["pid"] == os.getpid()
+    assert shown["engine"]["pid"] == standin
 
 
 # ---- a real server -------------------------------------------------------------------------
@@ -381,7 +394,7 @@ def test_warm_engine_end_to_end(engine: warm.Engine, state: StatePaths, repo: Pa
 
     # its record left behind is stale, and runs start embedded with the same outcome
     warm.record_path(state).write_text(json.dumps(asdict(engine)), encoding="utf-8")
-    assert warm.status(state).stale == f"pid {engine.pid} is gone"
+    assert warm.status(state).stale == f"pid {engine.pid} is no longer the engine"
     embedded = client(RUN, str(repo), str(state.root), FLOW.rel, cwd=repo)
     assert embedded["mode"] == "local"
     assert (embedded["status"], embedded["tables"]) == ("SUCCESS", tables)

@@ -463,6 +463,10 @@ def _start_warm(options: SessionOptions, url: str) -> SparkSession:
     Connect session has its own settings)."""
     from pyspark.sql import SparkSession
 
+    global _connect_mode_set
+    _connect_mode_set = CONNECT_MODE not in os.environ
+    # pyspark sets CONNECT_MODE for the process (its API then takes the Connect path, as
+    # StructType.toDDL does); _warm_stop takes it away again, so a later local session starts
     spark = SparkSession.builder.remote(url).appName(options.app_name).create()
     state = StatePaths(options.state.root.resolve())
     for name in sorted({*options.catalogs, *_catalogs_on_disk(state.warehouse)}):
@@ -474,6 +478,13 @@ def _warm_stop(spark: SparkSession) -> None:
     """End this process's Connect session; the server and its other sessions keep running."""
     with contextlib.suppress(Exception):  # a server that is gone has nothing to release
         spark.stop()
+    if _connect_mode_set:
+        os.environ.pop(CONNECT_MODE, None)
+
+
+CONNECT_MODE = "SPARK_CONNECT_MODE_ENABLED"
+"""What pyspark sets in the environment once a process has a Spark Connect session."""
+_connect_mode_set = False
 
 
 def _start_databricks(options: SessionOptions) -> SparkSession:

@@ -9,10 +9,10 @@ of its configuration. A client whose own embedded session would have the same fi
 (`find`) connects instead of starting Spark; each client gets its own Connect session, so its
 current catalog, settings and catalogs registered stay its own (see `session`).
 
-`status` tells up from stale: a recorded pid that is gone or is another process now (pid and
-start time), a port that does not answer, or a record made for another state folder. `stop`
-ends the daemon, its JVM and Python workers (the process group the daemon leads) and checks
-that none is left.
+`status` tells up from stale: a recorded pid that is gone or is another process now (its
+command line does not serve this state folder), a port that does not answer, or a record
+made for another state folder. `stop` ends the daemon, its JVM and Python workers (the
+process group the daemon leads) and checks that none is left.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO
 
@@ -48,6 +48,8 @@ LOG = "server.log"
 TEST_STATE = "tests"
 """`<repo>/.meshops/tests`: the state folder of the engine tests use (`start --tests`)."""
 
+DAEMON_MODULE = "meshops.engine.warm"
+"""`python -m meshops.engine.warm serve STATE PORT`: the daemon's command line."""
 CONNECT_PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
 CONNECT_KEYS = (
     "spark.plugins",
@@ -70,8 +72,6 @@ class Engine:
     port: int
     state: str
     fingerprint: str
-    created: float
-    """The daemon's start time (psutil): a recycled pid has another one."""
     python: str
     started: str
 
@@ -95,13 +95,14 @@ class Status:
 
     def describe(self) -> str:
         """One line for people: up (pid, url), stale (why), or not running."""
-        if self.engine is None:
+        if self.engine is None and self.stale is None:
             return f"no warm engine for {self.state.root}"
         if self.stale is not None:
             return (
                 f"stale warm engine record for {self.state.root}: {self.stale}; "
                 "`meshops engine stop` clears it"
             )
+        assert self.engine is not None
         return (
             f"warm engine up for {self.state.root}: pid {self.engine.pid}, {self.engine.url}, "
             f"since {self.engine.started} (log: {log_path(self.state)})"
@@ -190,7 +191,8 @@ def read(state: StatePaths) -> Engine | None:
     path = record_path(state)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Engine(**data)
+        known = {f.name for f in fields(Engine)}  # a record of another version may have more
+        return Engine(**{k: v for k, v in data.items() if k in known})
     except FileNotFoundError:
         return None
     except (OSError, ValueError, TypeError) as exc:
@@ -215,22 +217,25 @@ def _stale(state: StatePaths, engine: Engine) -> str | None:
     if Path(engine.state) != state.root:
         return f"it was recorded for {engine.state}"
     if not _ours(engine):
-        return f"pid {engine.pid} is gone"
+        return f"pid {engine.pid} is no longer the engine"
     if not _answers(engine.port):
         return f"pid {engine.pid} does not answer on port {engine.port}"
     return None
 
 
 def _ours(engine: Engine) -> bool:
-    """Whether the recorded pid still is the daemon that wrote the record (not a recycled pid)."""
+    """Whether the recorded pid still is the daemon that wrote the record, not a recycled pid:
+    its command line serves the recorded state folder. (Not its start time: psutil derives
+    that from the boot time, which moves when a virtual machine's clock is adjusted.)"""
+    wanted = [DAEMON_MODULE, "serve", engine.state]
     try:
         process = psutil.Process(engine.pid)
-        return (
-            abs(process.create_time() - engine.created) < 1.0
-            and process.status() != psutil.STATUS_ZOMBIE
-        )
+        args = process.cmdline()
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
     except psutil.Error:
         return False
+    return any(args[i : i + len(wanted)] == wanted for i in range(len(args)))
 
 
 def _answers(port: int) -> bool:
@@ -289,6 +294,7 @@ def reset(state: StatePaths, engine: Engine) -> None:
 
     from pyspark.sql import SparkSession, functions
 
+    mode_before = os.environ.get(session.CONNECT_MODE)
     spark = SparkSession.builder.remote(engine.url).create()
     try:
         for (database,) in spark.sql("SHOW SCHEMAS IN spark_catalog").collect():
@@ -303,6 +309,8 @@ def reset(state: StatePaths, engine: Engine) -> None:
         spark.range(1).select(clear).collect()
     finally:
         spark.stop()
+        if mode_before is None:  # this process may start a local session after all
+            os.environ.pop(session.CONNECT_MODE, None)
     for entry in [*state.root.iterdir(), *state.warehouse.glob("*")]:
         if entry.parent == state.root and entry.name in _KEPT:
             continue
@@ -366,7 +374,7 @@ def start(
         raise MeshopsError(f"port {port} on {_HOST} is in use: pick another with --port")
     log = log_path(state)
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "meshops.engine.warm", "serve", str(state.root), str(port)]
+    command = [sys.executable, "-m", DAEMON_MODULE, "serve", str(state.root), str(port)]
     for key, value in (extra_conf or {}).items():
         command += ["--conf", f"{key}={value}"]
     with log.open("ab") as out:
@@ -513,7 +521,6 @@ def serve(state: StatePaths, port: int, extra_conf: Mapping[str, str] | None = N
         port=port,
         state=str(options.state.root),
         fingerprint=fingerprint(options),
-        created=me.create_time(),
         python=sys.executable,
         started=_now(),
     )
