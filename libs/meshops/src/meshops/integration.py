@@ -45,7 +45,7 @@ RECORD_FOLDER = ".meshops/integration"
 TESTS_FOLDER = "tests/integration"
 DEFAULT_JOB_TIMEOUT = timedelta(hours=3)
 """How long a workspace job run may take when its settings give no timeout."""
-TODO = (
+NEXT_STEPS = (
     "deploy that commit to staging and test it there (`nox -s deploy-staging`, then "
     "`nox -s integration -- --env staging`, at that commit), then deploy again"
 )
@@ -157,7 +157,7 @@ def refusal(ctx: Context, target: Target, flows: Sequence[Flow]) -> str | None:
     if not found:
         return (
             f"{what} never passed staging: no integration run of that commit is recorded in "
-            f"{target.describe()}; {TODO}"
+            f"{target.describe()}; {NEXT_STEPS}"
         )
     failed = [f.rel for f in flows if found.get(f.rel, {}).get("status") == Status.FAILED]
     missing = [f.rel for f in flows if f.rel not in found]
@@ -170,7 +170,7 @@ def refusal(ctx: Context, target: Target, flows: Sequence[Flow]) -> str | None:
     if missing:
         return (
             f"{what} has not passed staging for {_shown(missing)} (in no integration run of "
-            f"that commit); {TODO}"
+            f"that commit); {NEXT_STEPS}"
         )
     return None
 
