@@ -198,6 +198,22 @@ def gone_pid() -> int:
 
 
 @pytest.mark.unit
+def test_a_failed_connect_leaves_the_process_classic(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pyspark marks the process as Connect before it connects; a server that does not answer
+    # must not leave that mark, or every later local session's functions build Connect columns
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    def refuse(self: object) -> None:
+        raise ConnectionError("the server did not answer")
+
+    monkeypatch.delenv(session.CONNECT_MODE, raising=False)
+    monkeypatch.setattr(ConnectSession.Builder, "create", refuse)
+    with pytest.raises(ConnectionError):
+        session.remote_session(f"sc://127.0.0.1:{warm.free_port()}", "refused")
+    assert session.CONNECT_MODE not in os.environ
+
+
+@pytest.mark.unit
 def test_no_record_means_embedded(tmp_path: Path) -> None:
     state = StatePaths(tmp_path)
     found = warm.status(state)
@@ -340,11 +356,6 @@ def engine(state: StatePaths, repo: Path) -> Iterator[warm.Engine]:
 
 @pytest.mark.spark
 @pytest.mark.integration
-@pytest.mark.skipif(
-    not os.environ.get("MESHOPS_WARM_TESTS"),
-    reason="set MESHOPS_WARM_TESTS=1: run alone, it passes; in the one-worker suite it left the "
-    "process's pyspark on the Connect path and later Spark tests failed (under investigation)",
-)
 def test_warm_engine_end_to_end(engine: warm.Engine, state: StatePaths, repo: Path) -> None:
     # up, and found by a session of the same settings
     found = warm.status(state)

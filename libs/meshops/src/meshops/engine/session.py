@@ -461,30 +461,67 @@ def _start_warm(options: SessionOptions, url: str) -> SparkSession:
     """A Spark Connect session of its own on the warm engine, set up as a local session is:
     the catalogs of `options` and those stored in the state folder registered in it (each
     Connect session has its own settings)."""
-    from pyspark.sql import SparkSession
-
-    global _connect_mode_set
-    _connect_mode_set = CONNECT_MODE not in os.environ
-    # pyspark sets CONNECT_MODE for the process (its API then takes the Connect path, as
-    # StructType.toDDL does); _warm_stop takes it away again, so a later local session starts
-    spark = SparkSession.builder.remote(url).appName(options.app_name).create()
-    state = StatePaths(options.state.root.resolve())
-    for name in sorted({*options.catalogs, *_catalogs_on_disk(state.warehouse)}):
-        spark.conf.set(_CATALOG_PREFIX + _valid_catalog(name), CATALOG_CLASS)
+    global _connect_mode_before
+    before = os.environ.get(CONNECT_MODE)
+    spark = remote_session(url, options.app_name)
+    try:
+        state = StatePaths(options.state.root.resolve())
+        for name in sorted({*options.catalogs, *_catalogs_on_disk(state.warehouse)}):
+            spark.conf.set(_CATALOG_PREFIX + _valid_catalog(name), CATALOG_CLASS)
+    except BaseException:
+        end_remote(spark, before)
+        raise
+    _connect_mode_before = before
     return spark  # get_spark answers Unity Catalog SQL on it once it is known as warm
 
 
 def _warm_stop(spark: SparkSession) -> None:
     """End this process's Connect session; the server and its other sessions keep running."""
-    with contextlib.suppress(Exception):  # a server that is gone has nothing to release
-        spark.stop()
-    if _connect_mode_set:
-        os.environ.pop(CONNECT_MODE, None)
+    end_remote(spark, _connect_mode_before)
 
 
 CONNECT_MODE = "SPARK_CONNECT_MODE_ENABLED"
-"""What pyspark sets in the environment once a process has a Spark Connect session."""
-_connect_mode_set = False
+"""What pyspark sets in the environment once a process has a Spark Connect session: while it
+is set, pyspark's functions build Connect columns, which a classic (local) session refuses
+("Argument `col` should be Column or str, got Column")."""
+_connect_mode_before: str | None = None
+
+
+def remote_session(url: str, app_name: str | None = None) -> SparkSession:
+    """A new Spark Connect session at `url`.
+
+    pyspark marks the whole process as Connect (`CONNECT_MODE`) before it connects; when
+    connecting fails (a server that is slow or gone), the mark is taken back here, so the
+    process's local sessions and the classic API keep working.
+    """
+    from pyspark.sql import SparkSession
+
+    before = os.environ.get(CONNECT_MODE)
+    builder = SparkSession.builder.remote(url)
+    if app_name:
+        builder = builder.appName(app_name)
+    try:
+        return builder.create()
+    except BaseException:
+        _restore_connect_mode(before)
+        raise
+
+
+def end_remote(spark: SparkSession, before: str | None) -> None:
+    """Stop a session of `remote_session` and give the process back the Connect mark it had
+    before (`before`: the value of `CONNECT_MODE` then, None when unset)."""
+    try:
+        with contextlib.suppress(Exception):  # a server that is gone has nothing to release
+            spark.stop()
+    finally:
+        _restore_connect_mode(before)
+
+
+def _restore_connect_mode(before: str | None) -> None:
+    if before is None:
+        os.environ.pop(CONNECT_MODE, None)
+    else:
+        os.environ[CONNECT_MODE] = before
 
 
 def _start_databricks(options: SessionOptions) -> SparkSession:

@@ -292,10 +292,10 @@ def reset(state: StatePaths, engine: Engine) -> None:
     cache of table logs cleared, volumes, run and job records and MLflow files removed."""
     import shutil
 
-    from pyspark.sql import SparkSession, functions
+    from pyspark.sql import functions
 
-    mode_before = os.environ.get(session.CONNECT_MODE)
-    spark = SparkSession.builder.remote(engine.url).create()
+    before = os.environ.get(session.CONNECT_MODE)
+    spark = session.remote_session(engine.url)
     try:
         for (database,) in spark.sql("SHOW SCHEMAS IN spark_catalog").collect():
             if database != "default":
@@ -308,9 +308,7 @@ def reset(state: StatePaths, engine: Engine) -> None:
         )
         spark.range(1).select(clear).collect()
     finally:
-        spark.stop()
-        if mode_before is None:  # this process may start a local session after all
-            os.environ.pop(session.CONNECT_MODE, None)
+        session.end_remote(spark, before)  # this process may start a local session after all
     for entry in [*state.root.iterdir(), *state.warehouse.glob("*")]:
         if entry.parent == state.root and entry.name in _KEPT:
             continue
