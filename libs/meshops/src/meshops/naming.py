@@ -123,10 +123,11 @@ def _flow_of(key: str) -> str:
     return parsed.flow
 
 
+@lru_cache(maxsize=65536)
 def names(ident: Identity, where: str | Path) -> Names:
     """Catalog, schema (db named after the flow), job and pipeline of a flow folder or of a
     notebook in it (the same names: they come from the folders). Computed once per
-    deployment and flow."""
+    deployment and flow (a plan asks for a flow's names three times)."""
     key = notebook_key(ident.root, where)
     return _names(ident, key)
 
