@@ -256,6 +256,10 @@ def tests(session: nox.Session) -> None:
     1.5 cores and 2 GiB of the machine (each runs its own local Spark).
     """
     args, changed, since = _changed_option(session.posargs)
+    downstream = "--downstream" in args  # consumers of the changed flows' data products
+    args = [a for a in args if a != "--downstream"]
+    if downstream and not changed:
+        _refuse("--downstream adds consumers of changed flows: pass --changed or --changed-since")
     venv = install_workspace(session)
     paths: list[str] = []
     if changed:
@@ -266,6 +270,7 @@ def tests(session: nox.Session) -> None:
             "-m",
             "meshops.testselect",
             *(["--since", since] if since else []),
+            *(["--downstream"] if downstream else []),
             silent=True,
             stderr=None,
         )
@@ -293,6 +298,8 @@ def tests(session: nox.Session) -> None:
         workers_args = ["-n", str(count)]
     # Delta Lake's jars once, before the workers start (a fresh machine fetches them here)
     venv_run(session, venv, "python", "-m", "meshops.engine.jars")
+    # Debian's Chromium for the portal's browser test (installed when root; else it skips)
+    venv_run(session, venv, "python", "tools/browser.py", success_codes=[0, 1])
     venv_run(
         session, venv, "pytest", *workers_args, "--dist", "loadgroup", *paths, *args, spark=True
     )
@@ -377,6 +384,31 @@ def demo(session: nox.Session) -> None:
         venv_run(session, venv, "meshops", "run", f"{TAXI}/prep/tripstream", spark=True)
     # every product table with its rows counted and its first rows shown
     venv_run(session, venv, "meshops", "tables", "--rows", "3", spark=True)
+    # the data products' contracts against what the runs wrote (finance's reads are in the
+    # run summary above: `reads <product> -> <table> (<why>)`)
+    venv_run(session, venv, "meshops", "contracts", spark=True)
+
+
+@shared
+def course(session: nox.Session) -> None:
+    """Every lesson of course/ with its solutions, in a temporary clone and a fresh state, in
+    one process (one Spark session); fails on any lesson that breaks. `-- --lesson 02`: one.
+
+    A student's own work: `-- run 00` runs lesson 00 here, `-- check 00` checks it, `-- list`.
+    """
+    venv = install_workspace(session)
+    venv_run(session, venv, "python", "-m", "meshops.engine.jars")
+    student = session.posargs[:1] in (["run"], ["check"], ["list"])
+    command = session.posargs if student else ["ci", *session.posargs]
+    venv_run(session, venv, "meshops", "course", *command, spark=True)
+
+
+@shared
+def portal(session: nox.Session) -> None:
+    """Write the mesh portal, a static site (domains, products, lineage, runs, models):
+    `nox -s portal -- [--out DIR]` (default .meshops/portal); open its index.html."""
+    venv = install_workspace(session)
+    venv_run(session, venv, "meshops", "portal", *session.posargs)
 
 
 @shared

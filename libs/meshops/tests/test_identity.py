@@ -34,6 +34,7 @@ DISTINCT_KEYS = {
     identity.FLOW_TAG,
     identity.HASH_TAG,
     identity.SCHEMA_PROPERTY,
+    identity.PRODUCTS_PARAMETER,
     identity.SCHEMA_MARKER,
 }
 # keys that are also ordinary words (a pyproject "version", a Context's git_url field, a JSON

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from meshops import config, context, discover, identity, naming, plan, scaffold
+from meshops import config, context, discover, identity, naming, plan, products, scaffold
 from meshops.console import emit_json, emit_json_items, err, handle_errors, out, table
 from meshops.context import Context
 from meshops.discover import Flow, Mesh
@@ -45,6 +45,13 @@ SinceOpt = Annotated[
     str | None, typer.Option("--changed-since", help="only flows a git diff since REF touches")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
+DownstreamOpt = Annotated[
+    bool,
+    typer.Option(
+        "--downstream",
+        help="also the flows consuming a data product of a changed flow (products.yml)",
+    ),
+]
 
 
 @app.callback()
@@ -84,12 +91,20 @@ def make_context(cli: typer.Context, env: str | None, *, default_env: str = "loc
     )
 
 
-def select(mesh: Mesh, flows: list[Path] | None, since: str | None) -> list[Flow]:
-    """The flows named by --flow, touched since --changed-since, or all."""
+def select(
+    mesh: Mesh, flows: list[Path] | None, since: str | None, *, downstream: bool = False
+) -> list[Flow]:
+    """The flows named by --flow, touched since --changed-since (with --downstream: and the
+    consumers of their products), or all."""
+    if downstream and not since:
+        raise InvalidInput("--downstream adds consumers of changed flows: pass --changed-since")
     chosen = [mesh.find(f) for f in flows] if flows else list(mesh.flows)
     if since:
-        touched = {f.rel for f in discover.affected(mesh, since)}
-        chosen = [f for f in chosen if f.rel in touched]
+        touched = discover.affected(mesh, since)
+        if downstream:
+            touched = products.with_downstream(mesh, touched)
+        rels = {f.rel for f in touched}
+        chosen = [f for f in chosen if f.rel in rels]
     return list(dict.fromkeys(chosen))
 
 
@@ -150,6 +165,7 @@ def plan_cmd(
     ] = None,
     flow: FlowOpt = None,
     changed_since: SinceOpt = None,
+    downstream: DownstreamOpt = False,
     as_json: JsonOpt = False,
     with_grants: Annotated[
         bool,
@@ -161,7 +177,7 @@ def plan_cmd(
     """Print the exact Jobs and Pipelines API payloads the flows deploy as (validated first)."""
     ctx = make_context(cli, env, default_env="dev")
     mesh = discover.scan(ctx.repo_root)
-    chosen = select(mesh, flow, changed_since)
+    chosen = select(mesh, flow, changed_since, downstream=downstream)
     if with_grants:
         _plan_grants(ctx, mesh, chosen, strict_layout=not flow, as_json=as_json)
         return
@@ -192,6 +208,9 @@ def plan_cmd(
         )
         summary.add_row(p.flow.rel, p.job_name, str(len(p.settings.tasks or [])), pinned)
     out.print(summary)
+    for p in jobs:
+        for read in p.product_reads:
+            out.print(f"{p.flow.rel} reads {read}", markup=False, highlight=False)
     if ctx.env == "prod" and not ctx.is_release:
         err.print(
             "[yellow]note:[/yellow] HEAD is not a release tag vX.Y.Z: prod payloads are pinned to "
@@ -369,6 +388,52 @@ def runs(
     out.print(shown)
 
 
+@app.command()
+@handle_errors
+def lineage(
+    cli: typer.Context,
+    flow: Annotated[
+        Path | None, typer.Option("--flow", "-f", help="only this flow and its neighbours")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="text, mermaid, json or html (a standalone page)")
+    ] = "text",
+) -> None:
+    """Table-level lineage across domains, with owners: local runs' reads and writes, products
+    and consumes:, and the tables notebooks name."""
+    from meshops import lineagegraph
+    from meshops.state import StatePaths
+
+    ctx = make_context(cli, None)
+    mesh = discover.scan(ctx.repo_root)
+    if fmt not in lineagegraph.FORMATS:
+        raise InvalidInput(f"--format {fmt}: expected one of {', '.join(lineagegraph.FORMATS)}")
+    graph = lineagegraph.local(
+        ctx, mesh, StatePaths.for_repo(ctx.repo_root), str(flow) if flow else None
+    )
+    out.print(lineagegraph.show(graph, fmt), markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+@handle_errors
+def portal(
+    cli: typer.Context,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="folder of the site (default: .meshops/portal)")
+    ] = None,
+) -> None:
+    """Write the mesh portal, a static HTML site: domains, products, flows, lineage, runs,
+    models."""
+    from meshops import portal as site
+    from meshops.state import StatePaths
+
+    ctx = make_context(cli, None)
+    state = StatePaths.for_repo(ctx.repo_root)
+    folder = (out_dir or state.root / "portal").resolve()
+    written = site.build(ctx, discover.scan(ctx.repo_root), state, folder)
+    err.print(f"portal: {len(written.pages)} pages in {folder}; open {folder / 'index.html'}")
+
+
 TargetOpt = Annotated[
     str,
     typer.Option(
@@ -394,6 +459,7 @@ def deploy_cmd(
         ),
     ] = False,
     flow: FlowOpt = None,
+    downstream: DownstreamOpt = False,
     target: TargetOpt = "auto",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="say what would be written; write nothing")
@@ -419,6 +485,7 @@ def deploy_cmd(
         target=target,
         dry_run=dry_run,
         force_lock=force_lock,
+        downstream=downstream,
     )
     report, why = deploying.run_request(ctx, request, say=err.print)
     if report is None:
@@ -800,6 +867,38 @@ def tables(
         out.print(sample)
 
 
+@app.command()
+@handle_errors
+def contracts(cli: typer.Context, env: EnvOpt = None, as_json: JsonOpt = False) -> None:
+    """Each data product's contract against its newest local table: ok, breaking (what,
+    and which consumer flows it breaks) or not built; exit 1 when one is breaking."""
+    from meshops.engine import flowrun, resolve
+    from meshops.state import StatePaths
+
+    ctx = make_context(cli, env)
+    mesh = discover.scan(ctx.repo_root)
+    catalog = products.load(mesh)
+    spark = flowrun.spark_for(ctx, mesh)
+    found = resolve.statuses(identity.of(ctx), spark, StatePaths.for_repo(ctx.repo_root), catalog)
+    if as_json:
+        emit_json([s.as_json() for s in found])
+    else:
+        shown = table("product", "status", "table", "consumers", title="data contracts")
+        for s in found:
+            what = "; ".join(str(b) for b in s.breaches)
+            status = f"{s.state}: {what}" if what else s.state
+            shown.add_row(s.product, status, s.table or "-", ", ".join(s.consumers) or "-")
+        out.print(shown)
+    broken = [s for s in found if s.state == products.BREAKING]
+    if broken:
+        raise MeshopsError(
+            "; ".join(
+                products.breach_message(catalog, catalog.by_id[s.product], s.breaches)
+                for s in broken
+            )
+        )
+
+
 new_app = typer.Typer(
     help="Make a domain, project, lib or flow skeleton that runs, tests and lints as made.",
     no_args_is_help=True,
@@ -945,6 +1044,85 @@ def engine_status_cmd(
         emit_json(found.as_json())
         return
     out.print(found.describe(), markup=False, highlight=False)
+
+
+course_app = typer.Typer(
+    help="The hands-on course under course/: run a lesson, check your exercises.",
+    no_args_is_help=True,
+)
+app.add_typer(course_app, name="course")
+LessonArg = Annotated[str, typer.Argument(help="lesson number, 00 to 05")]
+
+
+def _in_process(args: list[str]) -> int:
+    """A meshops command in this process (a lesson's commands share its Spark session)."""
+    import click
+
+    try:
+        code = app(args=args, prog_name="meshops", standalone_mode=False)
+    except click.ClickException as exc:  # a usage error, as the shell would show it
+        exc.show()
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return code if isinstance(code, int) else 0
+
+
+@course_app.command("list")
+def course_list_cmd() -> None:
+    """The lessons, in order."""
+    from meshops import course
+
+    shown = table("lesson", "title", "notebook", title="course/")
+    for lesson in course.LESSONS.values():
+        shown.add_row(lesson.key, lesson.title, f"course/{lesson.notebook}")
+    out.print(shown)
+
+
+@course_app.command("run")
+@handle_errors
+def course_run_cmd(cli: typer.Context, lesson: LessonArg) -> None:
+    """Run a lesson notebook here on local Spark, its meshops commands in the same process."""
+    from meshops import course
+
+    seconds = course.run_lesson(repo_root(cli), lesson, _in_process)
+    err.print(f"lesson {lesson} ran in {seconds:.0f} s; `meshops course check {lesson}` next")
+
+
+@course_app.command("check")
+@handle_errors
+def course_check_cmd(cli: typer.Context, lesson: LessonArg) -> None:
+    """Whether a lesson's exercises are right (tables, jobs, tests), with a hint when not."""
+    from meshops import course
+
+    results = course.checks(repo_root(cli), lesson)
+    out.print(course.report(lesson, results), markup=False, highlight=False)
+    if not all(r.ok for r in results):
+        raise MeshopsError(f"lesson {lesson}: not there yet; follow the hints above")
+
+
+@course_app.command("ci")
+@handle_errors
+def course_ci_cmd(
+    cli: typer.Context,
+    lesson: Annotated[
+        list[str] | None, typer.Option("--lesson", "-l", help="only this lesson (repeatable)")
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="keep the temporary clone")] = False,
+) -> None:
+    """Every lesson with its solutions, in a temporary clone and a fresh state (nox -s course)."""
+    from meshops import course
+
+    outcomes = course.run_all(
+        repo_root(cli), lesson or (), invoke=_in_process, keep=keep, say=err.print
+    )
+    shown = table("lesson", "result", "seconds", title="course")
+    for o in outcomes:
+        shown.add_row(o.key, "ok" if o.ok else (o.error or "checks failed"), f"{o.seconds:.0f}")
+    out.print(shown)
+    failed = [o.key for o in outcomes if not o.ok]
+    if failed:
+        raise MeshopsError(f"course: lesson(s) {', '.join(failed)} broke")
 
 
 def main() -> None:

@@ -42,7 +42,9 @@ from pathlib import Path
 from types import FrameType
 from typing import overload
 
-from meshops import config, context, discover, identity, naming, plan, release
+from rich.markup import escape
+
+from meshops import config, context, discover, identity, naming, plan, products, release
 from meshops.context import DOMAIN_TAG, SEMVER_TAG, Context, git, worktree_is_clean
 from meshops.discover import Flow, Mesh
 from meshops.errors import InvalidInput, MeshopsError
@@ -274,13 +276,15 @@ def select(
     all_flows: bool = False,
     changed: bool = False,
     flows: Sequence[Path | str] = (),
+    downstream: bool = False,
 ) -> tuple[list[Flow], str]:
     """The flows to deploy and why: given ones, all, or those affected by a git diff.
 
     dev: affected since the merge base with the main branch (default) or all;
     staging: all (default) or affected since the newest release HEAD contains;
     prod: all (default) or affected since the previous release tag; a domain's release tag
-    (`<domain>/vX.Y.Z`) deploys that domain's flows only.
+    (`<domain>/vX.Y.Z`) deploys that domain's flows only. `downstream`: the affected flows and
+    the consumers of their data products.
     """
     if all_flows and changed:
         raise InvalidInput("--all and --changed exclude each other: pass one of them")
@@ -309,6 +313,10 @@ def select(
     else:
         since = main_ref(ctx.repo_root, config.load(ctx.repo_root).settings.main_branch)
     hits = [f for f in discover.affected(mesh, since) if f in pool]
+    if downstream:
+        more = [f for f in products.with_downstream(mesh, hits) if f in pool]
+        also = f" (+{len(more) - len(hits)} downstream)" if len(more) > len(hits) else ""
+        return more, f"{len(hits)} flow(s){of} affected since {since}{also}"
     return hits, f"{len(hits)} flow(s){of} affected since {since}"
 
 
@@ -881,6 +889,10 @@ def deploy(
     with interruptible(say) as stop:
         target.check_reachable()
         plans = plans_for(ident, mesh, flows, specs, target)  # all valid before the first write
+        tell = say or (lambda _text: None)
+        for p in plans:  # where each job's product reads resolve, as its parameters carry it
+            for read in p.product_reads:
+                tell(f"{p.flow.rel} reads {escape(str(read))}")
         pipelines = plan.build_pipelines(ident, mesh, flows, specs)
         granted = grants.build(ident, [*pipelines, *plans], specs)
 
@@ -923,6 +935,8 @@ class Request:
     target: str = "auto"
     dry_run: bool = False
     force_lock: bool = False
+    downstream: bool = False
+    """With the changed flows, the flows consuming a data product of one of them."""
 
 
 def check_env_flag(given: str | None) -> None:
@@ -968,7 +982,12 @@ def run_request(
         check_staging(ctx)
     mesh = discover.scan(ctx.repo_root)
     chosen, why = select(
-        ctx, mesh, all_flows=request.all_flows, changed=request.changed, flows=request.flows
+        ctx,
+        mesh,
+        all_flows=request.all_flows,
+        changed=request.changed,
+        flows=request.flows,
+        downstream=request.downstream,
     )
     if not chosen:
         return None, why

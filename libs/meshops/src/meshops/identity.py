@@ -12,6 +12,7 @@ repository, or of one domain), staging a commit of the main branch (or a release
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ GIT_URL: Final = "git_url"
 GIT_BRANCH: Final = "git_branch"
 GIT_COMMIT: Final = "git_commit"
 GIT_TAG: Final = "git_tag"
+PRODUCTS_PARAMETER: Final = "meshops_products"
+"""Job parameter of a flow that consumes data products: where each read resolves (product id
+-> table, JSON), decided when the plan or run is made (`meshops.resolution`)."""
 SCHEMA_PROPERTY: Final = "meshops.deployment"
 """Schema property (Unity Catalog schema properties; locally DBPROPERTIES) meshops sets on a
 dev schema it creates: the janitor's evidence that the schema is meshops' and whose it is."""
@@ -45,9 +49,12 @@ SCHEMA_MARKER: Final = "_meshops_deployment"
 """Locally also a file of that name in the schema's warehouse folder: it lives and dies with
 the folder, and the janitor reads it without starting Spark."""
 
-RESERVED_PARAMETERS: Final = frozenset({ENV_PARAMETER, GIT_URL, GIT_BRANCH, GIT_COMMIT, GIT_TAG})
-"""Job parameters meshops sets on every job (brickops reads them as widgets); a pipeline's
-`configuration` carries the same keys (its Spark conf), so they are reserved there too."""
+RESERVED_PARAMETERS: Final = frozenset(
+    {ENV_PARAMETER, GIT_URL, GIT_BRANCH, GIT_COMMIT, GIT_TAG, PRODUCTS_PARAMETER}
+)
+"""Job parameters meshops sets (brickops reads them as widgets; the products one only on jobs
+of flows that consume products); a pipeline's `configuration` carries the same keys (its
+Spark conf), so they are reserved there too."""
 RESERVED_TAGS: Final = frozenset({DEPLOYMENT_TAG, GIT_URL, GIT_BRANCH, GIT_COMMIT, VERSION_TAG})
 MESHOPS_TAGS: Final = RESERVED_TAGS | {FLOW_TAG, HASH_TAG}
 """Every tag meshops puts on a job or pipeline (a pipeline holds at most 25 tags in all)."""
@@ -312,3 +319,28 @@ def version_of(tags: Mapping[str, str]) -> str:
 def flow_parameters(parameters: Mapping[str, str]) -> dict[str, str]:
     """A job's parameters without the ones meshops sets: the flow's own."""
     return {k: v for k, v in parameters.items() if k not in RESERVED_PARAMETERS}
+
+
+def products_parameter(tables: Mapping[str, str]) -> dict[str, str]:
+    """The job parameter carrying where a flow's product reads resolve (none: no parameter)."""
+    return {PRODUCTS_PARAMETER: json.dumps(dict(sorted(tables.items())))} if tables else {}
+
+
+def products_of(parameters: Mapping[str, str]) -> dict[str, str] | None:
+    """Product id -> table a job's parameters (a notebook's widgets) say its reads resolve to;
+    None when they say nothing. A value that is not such a JSON object is a MeshopsError."""
+    text = parameters.get(PRODUCTS_PARAMETER)
+    if not text:
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in found.items()
+    ):
+        raise MeshopsError(
+            f"job parameter {PRODUCTS_PARAMETER} is not a JSON object of product id -> table: "
+            "deploy again"
+        )
+    return found

@@ -48,6 +48,17 @@ def _called(node: ast.Call) -> str:
 
 def schemas_named(source: str, own_catalog: str) -> set[tuple[str, str]]:
     """(catalog, db) of every brickops table or db name a notebook's source builds."""
+    return {(catalog, db) for catalog, db, _ in names_built(source, own_catalog)}
+
+
+def tables_named(source: str, own_catalog: str) -> set[tuple[str, str, str]]:
+    """(catalog, db, table) of every brickops table name with a literal `tbl=` a notebook's
+    source builds (what `meshops lineage` shows as the notebook's static reads)."""
+    return {(c, db, tbl) for c, db, tbl in names_built(source, own_catalog) if tbl}
+
+
+def names_built(source: str, own_catalog: str) -> set[tuple[str, str, str | None]]:
+    """(catalog, db, table or None) of every brickops name call with a literal `db=`."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -67,15 +78,18 @@ def schemas_named(source: str, own_catalog: str) -> set[tuple[str, str]]:
             catalog = cat.value
         elif isinstance(cat, ast.Name) and cat.id in constants:
             catalog = constants[cat.id]
-        found.add((catalog, db.value.split(".")[-1]))
+        tbl = given.get("tbl")
+        table = tbl.value if isinstance(tbl, ast.Constant) and isinstance(tbl.value, str) else None
+        found.add((catalog, db.value.split(".")[-1], table))
     return found
 
 
 def reads(
     ident: Identity, flow: Flow, specs: Specs, producers: Mapping[tuple[str, str], str]
 ) -> set[str]:
-    """The flows (repo-relative folders) whose tables `flow`'s task notebooks name, itself
-    left out; `producers` maps (catalog, flow name) to the flow that makes that schema."""
+    """The flows (repo-relative folders) whose tables `flow`'s task notebooks name, or whose
+    data products it consumes, itself left out; `producers` maps (catalog, flow name) to the
+    flow that makes that schema."""
     spec = specs.flows[flow.rel]
     catalog = ident.names_for(flow.rel).catalog
     found = set()
@@ -87,6 +101,10 @@ def reads(
             maker = producers.get(key)
             if maker is not None and maker != flow.rel:
                 found.add(maker)
+    for product_id in spec.definition.consumes:  # declared data products: their producers
+        product = specs.products.get(product_id)
+        if product is not None and product.flow != flow.rel:
+            found.add(product.flow)
     return found
 
 

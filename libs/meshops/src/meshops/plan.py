@@ -23,11 +23,12 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from databricks.sdk.service import compute, jobs, pipelines
 
-from meshops import config, identity, naming
+from meshops import config, identity, naming, resolution
 from meshops.context import Context
 from meshops.discover import Flow, Lib, Mesh
 from meshops.errors import InvalidFiles, MeshopsError, Problem
 from meshops.identity import BRANCH_SLUG_MAX, HASH_TAG, Identity
+from meshops.products import Resolution
 from meshops.spec import Domain, FlowSpec, Specs, Task, load_specs
 
 BRICKOPS = "brickops"
@@ -61,6 +62,9 @@ class JobPlan:
     left as it is (meshops did not create it)."""
     pipelines: tuple[str, ...] = ()
     """Names of the pipelines the job's `pipeline_task`s run (the flow's own)."""
+    product_reads: tuple[Resolution, ...] = ()
+    """Where the flow's reads of data products resolve in this deployment (also a job
+    parameter, so a run of the job reads exactly these)."""
 
     @property
     def job_name(self) -> str:
@@ -247,13 +251,18 @@ def build_pipelines(
 def _plans(
     ident: Identity, flows: Sequence[Flow], specs: Specs, cluster_ids: ClusterIds
 ) -> Iterator[JobPlan | PipelinePlan]:
-    """Per flow, its pipeline (if it has one) and then its job (if it has tasks)."""
+    """Per flow, its pipeline (if it has one) and then its job (if it has tasks); product
+    reads resolve to this deployment's tables for producers among `flows`."""
+    deployed = {f.rel for f in flows}
     for flow in flows:
         spec, domain = specs.flows[flow.rel], specs.domains[flow.domain_rel]
         if spec.definition.has_pipeline:
             yield plan_pipeline(ident, flow, spec, domain)
         if spec.definition.tasks:
-            yield plan_flow(ident, flow, spec, domain, cluster_ids)
+            reads = resolution.for_deployment(
+                ident, specs.products, spec.definition.consumes, deployed
+            )
+            yield plan_flow(ident, flow, spec, domain, cluster_ids, reads=reads)
 
 
 def job_name_clashes(ident: Identity, flows: Sequence[Flow]) -> list[Problem]:
@@ -337,7 +346,10 @@ def plan_flow(
     spec: FlowSpec,
     domain: Domain,
     cluster_ids: ClusterIds = offline_cluster_ids,
+    *,
+    reads: Sequence[Resolution] = (),
 ) -> JobPlan:
+    """The job of `flow` in deployment `ident`; `reads`: where its product reads resolve."""
     cfg = config.load(ident.root)
     definition = spec.definition
     names = ident.names_for(flow.rel)
@@ -357,6 +369,10 @@ def plan_flow(
         git_source=_git_source(ident, cfg),
         parameters=[
             jobs.JobParameterDefinition(name=k, default=v) for k, v in ident.parameters.items()
+        ]
+        + [
+            jobs.JobParameterDefinition(name=k, default=v)
+            for k, v in resolution.parameters(reads).items()
         ]
         + [
             jobs.JobParameterDefinition(name=p.name, default=p.default)
@@ -397,6 +413,7 @@ def plan_flow(
         ),
         schemas=dev_schemas(ident, spec),
         pipelines=(names.pipeline,) if any(t.runs_pipeline for t in definition.tasks) else (),
+        product_reads=tuple(reads),
     )
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from meshops import config, cron, quality, yamldoc
+from meshops import config, cron, products, quality, yamldoc
 from meshops.errors import InvalidFiles, Problem, resolves_inside
 from meshops.identity import MESHOPS_TAGS, RESERVED_PARAMETERS, RESERVED_TAG_PREFIX, RESERVED_TAGS
 from meshops.yamldoc import StrictModel
@@ -70,6 +70,15 @@ def _text(value: Any) -> Any:
     )
 
 
+def _product_id(value: str) -> str:
+    if not products.PRODUCT_ID.fullmatch(value):
+        raise ValueError(
+            f"got {value!r}; expected a product id <domain>.<project>.<table> "
+            "(e.g. transport.taxinyc.revenue_per_inhabitant)"
+        )
+    return value
+
+
 def _email(value: str) -> str:
     if not EMAIL.match(value):
         raise ValueError(f"{value!r} is not an email address")
@@ -78,6 +87,7 @@ def _email(value: str) -> str:
 
 Text = Annotated[str, BeforeValidator(_text)]
 Email = Annotated[str, AfterValidator(_email)]
+ProductId = Annotated[str, AfterValidator(_product_id)]
 
 
 def _task_key(value: str) -> str:
@@ -308,6 +318,9 @@ class FlowDefinition(StrictModel):
     tags: dict[str, Text] = Field(default_factory=dict)
     max_concurrent_runs: int = Field(default=1, ge=1, le=1000)
     timeout_seconds: int = Field(default=0, ge=0)
+    consumes: list[ProductId] = Field(default_factory=list)
+    """Data products (`<domain>.<project>.<table>`) the flow reads, each published by its
+    domain's `products.yml`; where each read resolves is `meshops.resolution`."""
 
     @field_validator("configuration")
     @classmethod
@@ -404,6 +417,8 @@ class FlowSpec:
     folder: Path
     file: str
     definition: FlowDefinition
+    consumes_lines: tuple[int | None, ...] = ()
+    """The line of each `consumes:` entry (checked against the mesh's products later)."""
 
     def notebook_path(self, task: Task) -> Path:
         """The task's notebook file: `<task_key>.py`, or an exported `<task_key>.ipynb` instead."""
@@ -467,7 +482,8 @@ def load_deployment(
     )
     if problems:
         raise InvalidFiles(yamldoc.capped(problems))
-    return FlowSpec(folder=folder, file=doc.shown, definition=definition)
+    lines = tuple(doc.line(("consumes", i)) for i in range(len(definition.consumes)))
+    return FlowSpec(folder=folder, file=doc.shown, definition=definition, consumes_lines=lines)
 
 
 @dataclass(frozen=True)
@@ -478,6 +494,8 @@ class Specs:
     """Flow folder (repo-relative) -> its validated deployment.yml."""
     domains: dict[str, Domain]
     """Domain folder (repo-relative) -> its validated domain.yml."""
+    products: Mapping[str, products.Product] = field(default_factory=dict)
+    """The mesh's published products by id, when one of the flows consumes any."""
 
 
 def load_specs(mesh: Mesh, flows: Sequence[Flow]) -> Specs:
@@ -507,9 +525,32 @@ def load_specs(mesh: Mesh, flows: Sequence[Flow]) -> Specs:
             except InvalidFiles as exc:
                 invalid.add(flow.domain_rel)  # said once, however many flows it has
                 problems.extend(exc.problems)
+    published = _published(mesh, flows, specs, problems)
     if problems:
         raise InvalidFiles(problems)
-    return Specs(specs, domains)
+    return Specs(specs, domains, published)
+
+
+def _published(
+    mesh: Mesh, flows: Sequence[Flow], specs: Mapping[str, FlowSpec], problems: list[Problem]
+) -> dict[str, products.Product]:
+    """The mesh's products when a flow consumes any (each `consumes:` checked against them,
+    with file, line and key), else none; problems of a `products.yml` count when one of
+    `flows` consumes or its domain publishes."""
+    consuming = [s for s in specs.values() if s.definition.consumes]
+    domains = {f"{f.domain_rel}/{products.PRODUCTS_FILE}" for f in flows}
+    try:
+        found = products.published(mesh)
+    except InvalidFiles as exc:
+        problems.extend(p for p in exc.problems if consuming or p.file in domains)
+        return {}
+    for spec in consuming:
+        problems.extend(
+            products.consumes_problems(
+                spec.file, spec.consumes_lines, spec.definition.consumes, found
+            )
+        )
+    return found if consuming else {}
 
 
 def load_domain(folder: Path, repo_root: Path) -> Domain:

@@ -85,9 +85,10 @@ def dependents(libs: Iterable[Lib], changed: Iterable[Lib]) -> list[Lib]:
     return sorted(found.values(), key=lambda lib: lib.rel)
 
 
-def select(mesh: Mesh, files: Iterable[str]) -> Selection:
-    """The test folders that cover `files` (see the module docstring for the rules)."""
-    from meshops import discover
+def select(mesh: Mesh, files: Iterable[str], *, downstream: bool = False) -> Selection:
+    """The test folders that cover `files` (see the module docstring for the rules);
+    `downstream`: also those of the flows consuming a data product of an affected flow."""
+    from meshops import discover, products
 
     changed = tuple(sorted(set(files)))
     platform = [f for f in changed if is_platform(f)]
@@ -96,7 +97,10 @@ def select(mesh: Mesh, files: Iterable[str]) -> Selection:
     folders: set[str] = set()
     touched_libs = [lib for lib in mesh.libs if any(_under(f, lib.rel) for f in changed)]
     folders.update(f"{lib.rel}/{TESTS}" for lib in dependents(mesh.libs, touched_libs))
-    folders.update(f"{flow.rel}/{TESTS}" for flow in discover.affected_by(mesh, changed))
+    affected = discover.affected_by(mesh, changed)
+    if downstream:
+        affected = products.with_downstream(mesh, affected)
+    folders.update(f"{flow.rel}/{TESTS}" for flow in affected)
     tools = [f for f in changed if f.startswith(TOOLS)]
     if tools:
         folders.add(f"{TOOLS}{TESTS}")
@@ -209,6 +213,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m meshops.testselect", description=__doc__)
     parser.add_argument("--since", help="git ref; default: origin/<main_branch> or <main_branch>")
     parser.add_argument("--root", type=Path, help="repository root; default: found from the cwd")
+    parser.add_argument(
+        "--downstream",
+        action="store_true",
+        help="also the tests of flows consuming a data product of an affected flow",
+    )
     args = parser.parse_args(argv)
 
     from meshops import config, deploy, discover
@@ -218,7 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         root = (args.root or find_repo_root()).resolve()
         since = args.since or deploy.main_ref(root, config.load(root).settings.main_branch)
-        selection = select(discover.scan(root), changed_files(root, since))
+        selection = select(
+            discover.scan(root), changed_files(root, since), downstream=args.downstream
+        )
     except MeshopsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

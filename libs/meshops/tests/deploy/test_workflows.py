@@ -112,7 +112,10 @@ def test_ci_posts_the_plan_of_the_changed_flows_as_the_job_summary(
     runs = [s["run"] for s in plan["steps"] if "run" in s]
     assert runs[1] == "nox -s plan --install-only"  # the plan's stdout is then the plan alone
     script = runs[2]
-    assert 'nox -s plan -- --env prod --changed-since "$BASE" --json > plan.json' in script
+    assert (
+        'nox -s plan -- --env prod --changed-since "$BASE" --downstream --json > plan.json'
+        in script
+    )  # the changed flows and the consumers of their products
     assert script.rstrip().endswith('>> "$GITHUB_STEP_SUMMARY"')
     assert plan["steps"][-1]["env"]["BASE"] == "origin/${{ github.base_ref || 'main' }}"
     assert "secrets" not in str(plan)  # a plan needs no workspace
@@ -121,7 +124,7 @@ def test_ci_posts_the_plan_of_the_changed_flows_as_the_job_summary(
 @pytest.mark.parametrize(
     ("name", "session"),
     [
-        ("deploy-dev.yml", "nox -s deploy-dev -- --target databricks"),
+        ("deploy-dev.yml", "nox -s deploy-dev -- --target databricks --downstream"),
         ("deploy-staging.yml", "nox -s integration -- --env staging --target databricks"),
         ("deploy-prod.yml", "nox -s deploy-prod -- --target databricks"),
         ("cleanup.yml", "nox -s cleanup -- --apply --target databricks"),

@@ -74,6 +74,7 @@ print(json.dumps({
     "status": result.record.status,
     "errors": [t.error for t in result.record.tasks if t.error],
     "tables": {t.key: t.tables for t in result.record.tasks},
+    "reads": {t.key: t.reads for t in result.record.tasks},
     "logs": {t.key: Path(t.log).read_text() for t in result.record.tasks},
 }))
 """
@@ -374,6 +375,7 @@ def test_warm_engine_end_to_end(engine: warm.Engine, state: StatePaths, repo: Pa
     numbers = next(iter(tables["extract"]))
     schema = numbers.rsplit(".", 1)[0]
     assert tables == {"extract": {numbers: 5}, "load": {f"{schema}.evens": 3}}
+    assert run["reads"] == {"extract": [], "load": [numbers]}  # lineage: what each task read
     logs = run["logs"]
     assert isinstance(logs, dict)
     assert logs["extract"] == f"extract: wrote {numbers}\n"
@@ -414,4 +416,5 @@ def test_warm_engine_end_to_end(engine: warm.Engine, state: StatePaths, repo: Pa
     embedded = client(RUN, str(repo), str(state.root), FLOW.rel, cwd=repo)
     assert embedded["mode"] == "local"
     assert (embedded["status"], embedded["tables"]) == ("SUCCESS", tables)
+    assert embedded["reads"] == run["reads"]
     assert embedded["logs"] == logs

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meshops import config, identity, naming, plan
+from meshops import config, identity, naming, plan, products, resolution
 from meshops.context import Context
 from meshops.discover import Flow, Mesh
-from meshops.engine import session
+from meshops.engine import resolve, session
 from meshops.engine.output import redact, redact_value
 from meshops.engine.pipelinerun import PipelineUpdates
 from meshops.engine.process import flow_process, without_credentials
@@ -50,6 +50,9 @@ class RunOptions:
     """Run just these tasks, without their upstream tasks (like running one notebook)."""
     full_refresh: bool = False
     """Pipeline updates drop the pipeline's tables and checkpoints and rebuild them."""
+    resolved: Mapping[str, str] | None = None
+    """Where the flow's product reads resolve, as a deployed job's plan decided (product id
+    -> table); None: decided now, from what this machine has (`engine.resolve`)."""
 
 
 @dataclass
@@ -59,6 +62,8 @@ class RunResult:
     names: naming.Names
     task_values: Mapping[tuple[str, str], Any] = field(default_factory=dict)
     """`dbutils.jobs.taskValues` the tasks set, by (task key, value key)."""
+    product_reads: tuple[products.Resolution, ...] = ()
+    """Where the flow's reads of data products resolved (shown in the run summary)."""
 
     @property
     def ok(self) -> bool:
@@ -152,10 +157,81 @@ def run_flow(
         with without_credentials():
             spark_for(ctx, mesh, state)
     spark = spark_for(ctx, mesh, state)  # databricks-connect needs the credentials to start
+    catalog = _products(mesh, flow, spec)
+    reads = _product_reads(ctx, spec, options, spark, state, catalog)
+    params = {**params, **resolution.parameters(reads)}
     progress = Progress(console or quiet(), flow.rel, chosen, enabled=options.progress)
+    foreign = tuple(r.table.lower() for r in reads if r.foreign)  # read, never written
     # the progress view first: a live view replaces sys.stdout, which the process then routes
     with progress, flow_process(ctx.repo_root, flow.folder(ctx.repo_root), state) as secrets:
-        return _run(ctx, flow, spec, params, options, spark, state, chosen, secrets, progress)
+        result = _run(
+            ctx, flow, spec, params, options, spark, state, chosen, secrets, progress, foreign
+        )
+    result.product_reads = tuple(reads)
+    if catalog is not None:
+        _check_products(ctx, spark, catalog, flow, result, reads, state)
+    return result
+
+
+def _products(mesh: Mesh, flow: Flow, spec: FlowSpec) -> products.Products | None:
+    """The mesh's products when the flow consumes or publishes any (None: neither)."""
+    if not spec.definition.consumes and not any(
+        p.flow == flow.rel for p in products.published(mesh).values()
+    ):
+        return None
+    return products.load(mesh)
+
+
+def _product_reads(
+    ctx: Context,
+    spec: FlowSpec,
+    options: RunOptions,
+    spark: SparkSession,
+    state: StatePaths,
+    catalog: products.Products | None,
+) -> list[products.Resolution]:
+    """Where the flow's reads of products resolve: as the job's plan said, else as this
+    machine decides now."""
+    if catalog is None or not spec.definition.consumes:
+        return []
+    ident = identity.of(ctx)
+    if options.resolved is not None:
+        given = identity.products_parameter(options.resolved)
+        return resolution.from_parameters(ident, catalog.by_id, given) or []
+    return resolve.local(ident, spark, state, catalog.by_id, spec.definition.consumes)
+
+
+def _check_products(
+    ctx: Context,
+    spark: SparkSession,
+    catalog: products.Products,
+    flow: Flow,
+    result: RunResult,
+    reads: list[products.Resolution],
+    state: StatePaths,
+) -> None:
+    """Fail the tasks that wrote a table the run resolved as another deployment's read, or a
+    product whose schema breaks its declared columns (the data contract)."""
+    record = result.record
+    written = {name: t.key for t in record.tasks for name in t.tables}
+    failures: dict[str, str] = {}
+    for name in resolution.foreign_writes(written, reads):
+        failures[written[name]] = (
+            f"wrote {name}, which this run reads as another deployment's data product; "
+            "writes never go to another deployment: write to the flow's own schema"
+        )
+    ident = identity.of(ctx)
+    broken = resolve.contract_failures(ident, spark, catalog, flow.rel, written)
+    for key, message in broken.items():
+        failures[key] = f"{failures[key]}; {message}" if key in failures else message
+    if not failures:
+        return
+    for done in record.tasks:
+        if done.key in failures:
+            done.status = "FAILED"
+            done.error = "; ".join(e for e in (done.error, failures[done.key]) if e)
+    record.status = "FAILED"
+    RunStore(state.runs_db).save(record)
 
 
 def _run(
@@ -169,6 +245,7 @@ def _run(
     chosen: list[Node],
     secrets: Mapping[str, str],
     progress: Progress,
+    read_only_tables: tuple[str, ...] = (),
 ) -> RunResult:
     ident = identity.of(ctx)
     names = ident.names_for(flow.rel)
@@ -191,6 +268,7 @@ def _run(
         run_id=record.run_id,
         logs=state.root / "runs" / record.run_id,
         pipelines=PipelineUpdates(spark, ctx, flow, spec, state, options.full_refresh),
+        read_only_tables=read_only_tables,
     )
     _mark_dev_schemas(spark, ctx, spec, state)
     scheduler = Scheduler(
@@ -212,6 +290,7 @@ def _run(
             seconds=round(o.seconds, 2),
             error=redact(o.error),
             tables=tasks.tables.get(o.key, {}),
+            reads=tasks.reads.get(o.key, []),
             expectations=tasks.expectations.get(o.key, []),
             log=str(tasks.log(o.key)) if o.attempts else "",
             result=tasks.results.get(o.key, ""),

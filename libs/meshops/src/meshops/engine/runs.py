@@ -44,6 +44,10 @@ class TaskRecord:
     seconds: float
     error: str = ""
     tables: dict[str, int] = field(default_factory=dict)
+    """Tables written, with their rows after the task."""
+    reads: list[str] = field(default_factory=list)
+    """Tables and views read (`catalog.schema.table`), first read first; records from before
+    reads were kept have none."""
     log: str = ""
     result: str = ""  # the value given to dbutils.notebook.exit, if any
     expectations: list[dict[str, Any]] = field(default_factory=list)

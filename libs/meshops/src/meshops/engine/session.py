@@ -229,6 +229,20 @@ def drain_writes(spark: SparkSession, task: str) -> list[str]:
     return list(_jvm(spark).meshops.spark.TaskWrites.drain(task))
 
 
+def drain_reads(spark: SparkSession, task: str) -> list[str]:
+    """Tables (`catalog.schema.table`) read under `task`, first read first; then forgotten.
+
+    Recorded where `drain_writes` records writes: the catalog plugin's lookups of tables and
+    views of three-level names, local or warm (`TaskReads.java` says what is not seen).
+    """
+    if mode(spark) == "warm":
+        lines = _server_call(spark, "meshops.spark.TaskReads", "drainLines", task)
+        return [line for line in lines.split("\n") if line]
+    if mode(spark) != "local":
+        return []
+    return list(_jvm(spark).meshops.spark.TaskReads.drain(task))
+
+
 @contextlib.contextmanager
 def task_tag(
     spark: SparkSession, task: str, *, read_only: Iterable[str] | None = None

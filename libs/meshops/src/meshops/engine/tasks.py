@@ -1,7 +1,8 @@
 """One task of a local run: its notebook on the shared Spark session, as a job task runs it.
 
 A task's notebook gets its own globals and a local `dbutils`; what it prints goes to its log;
-its Spark jobs carry a tag (so a timeout cancels them) and the tables it writes are counted;
+its Spark jobs carry a tag (so a timeout cancels them), the tables it writes are counted and
+the tables it reads are named (lineage);
 its `USE CATALOG` and `spark.conf.set` end with it, as each Databricks task has its own session.
 """
 
@@ -87,7 +88,8 @@ class Notebooks:
 class Tasks:
     """What the scheduler calls for a run's tasks: `execute` one attempt, `interrupt` one.
 
-    Collects, per task key, the tables written (with rows) and the exit value.
+    Collects, per task key, the tables written (with rows), the tables read and the exit
+    value.
     """
 
     spark: SparkSession
@@ -99,7 +101,10 @@ class Tasks:
     """The run's folder: `<task key>.log` per task."""
     pipelines: PipelineUpdates | None = None
     """Runs the flow's pipeline for a task with `pipeline_task`."""
+    read_only_tables: tuple[str, ...] = ()
+    """Tables the run reads from another deployment (data products): writes are refused."""
     tables: dict[str, dict[str, int]] = field(default_factory=dict)
+    reads: dict[str, list[str]] = field(default_factory=dict)
     results: dict[str, str] = field(default_factory=dict)
     expectations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _active: dict[str, str] = field(default_factory=dict, init=False)
@@ -112,7 +117,10 @@ class Tasks:
         path = self.spec.notebook_path(task)
         tag = f"{self.run_id}:{node.key}:{attempt}"
         self._active[node.key] = tag
-        with task_output(self.log(node.key)), spark_group(self.spark, tag):
+        with (
+            task_output(self.log(node.key)),
+            spark_group(self.spark, tag, read_only_tables=self.read_only_tables),
+        ):
             tried = f"[meshops] {node.key}: {try_label(attempt, node.tries)}"
             if node.tries > 1:  # each try appends to the task's one log
                 print(tried)
@@ -131,6 +139,8 @@ class Tasks:
                 raise
             finally:
                 written = session.drain_writes(self.spark, tag)
+                read = session.drain_reads(self.spark, tag)
+        self.reads[node.key] = read
         if update is not None:  # its streams write from their own threads: the update knows
             self.tables[node.key] = tables_of(self.spark, update)
             self.expectations[node.key] = expectations_of(update)
@@ -146,14 +156,18 @@ class Tasks:
 
 
 @contextmanager
-def spark_group(spark: SparkSession, tag: str) -> Iterator[None]:
-    """Tag the task's Spark jobs (to cancel them on timeout) and record its writes.
+def spark_group(
+    spark: SparkSession, tag: str, *, read_only_tables: tuple[str, ...] = ()
+) -> Iterator[None]:
+    """Tag the task's Spark jobs (to cancel them on timeout) and record its writes; refuse
+    writes to the shared input catalogs and to `read_only_tables`.
 
     Tasks share one session here, while each Databricks task gets its own: a task's
     `USE CATALOG`/`USE SCHEMA` and `spark.conf.set` are undone when it ends, so the next
     task starts where a notebook does.
     """
-    with session.task_tag(spark, tag), _session_state_restored(spark):
+    read_only = (*session.flow_shared_inputs(), *read_only_tables)
+    with session.task_tag(spark, tag, read_only=read_only), _session_state_restored(spark):
         if session.mode(spark) == "local":
             spark.sparkContext.setJobGroup(tag, tag, interruptOnCancel=True)
             try:

@@ -142,6 +142,9 @@ def summary(result: RunResult) -> Table:
             f"{task.seconds:.1f} s",
             "\n".join(notes) or "-",
         )
+    if result.product_reads:  # where the data products it read came from
+        view.caption = "\n".join(f"reads {escape(str(r))}" for r in result.product_reads)
+        view.caption_justify = "left"
     return view
 
 
@@ -179,6 +182,10 @@ def overview(results: Sequence[RunResult], ctx: Context) -> Table:
                 name,
                 f"{rows:,}" if name != "-" else "",
             )
+    reads = [f"{r.record.flow} reads {read}" for r in results for read in r.product_reads]
+    if reads:  # where the data products the flows read came from
+        view.caption = escape("\n".join(reads))
+        view.caption_justify = "left"
     return view
 
 

@@ -516,6 +516,11 @@ def run_job(
             "deploy again"
         )
     params = {**identity.flow_parameters(job.parameters), **(overrides or {})}
-    options = flowrun.RunOptions(parameters=params, job_name=name, progress=progress)
+    options = flowrun.RunOptions(
+        parameters=params,
+        job_name=name,
+        progress=progress,
+        resolved=identity.products_of(job.parameters),  # product reads as the plan decided
+    )
     ctx = ident.ctx
     return flowrun.run_flow(ctx, mesh, flow, options, state=state, spec=spec, console=console)

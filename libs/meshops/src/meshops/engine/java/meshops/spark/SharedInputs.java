@@ -7,6 +7,7 @@ import java.util.TreeSet;
 import org.apache.spark.SparkContext;
 import org.apache.spark.SparkContext$;
 import org.apache.spark.TaskContext;
+import org.apache.spark.sql.connector.catalog.Identifier;
 
 import scala.Option;
 
@@ -36,7 +37,40 @@ public final class SharedInputs {
         + " load sample data with tools/taxigen.py";
   }
 
-  /** Catalogs the current thread (or the Spark task it runs) must not write; often none. */
+  /**
+   * The one line a write to a table fails with when the run reads it as another deployment's
+   * data product (an entry {@code catalog.schema.table} of {@value #PROPERTY}).
+   */
+  public static String tableMessage(String table) {
+    return table
+        + " is another deployment's data product this run reads (consumes: in deployment.yml):"
+        + " a run never writes to another deployment; write to your flow's own schema (brickops"
+        + " tablename)";
+  }
+
+  /**
+   * Fails with {@link #tableMessage} when table {@code ident} of {@code catalog} is one the
+   * current thread only reads.
+   */
+  static void checkTable(String catalog, Identifier ident) {
+    Set<String> readOnly = readOnly();
+    if (readOnly.isEmpty() || catalog == null || ident == null) {
+      return;
+    }
+    StringBuilder full = new StringBuilder(catalog);
+    for (String part : ident.namespace()) {
+      full.append('.').append(part);
+    }
+    String table = full.append('.').append(ident.name()).toString().toLowerCase(Locale.ROOT);
+    if (readOnly.contains(table)) {
+      throw SharedInputs.<RuntimeException>raise(new SharedInputException(tableMessage(table)));
+    }
+  }
+
+  /**
+   * Catalogs (and {@code catalog.schema.table} tables) the current thread (or the Spark task it
+   * runs) must not write; often none.
+   */
   static Set<String> readOnly() {
     String value = null;
     TaskContext task = TaskContext.get();

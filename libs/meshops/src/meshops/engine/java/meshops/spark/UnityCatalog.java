@@ -166,9 +166,16 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
     return found.toArray(new Identifier[0]);
   }
 
-  /** The table, or for a metastore view the {@link View} Spark expands. */
+  /** The table, or for a metastore view the {@link View} Spark expands: what a read looks up. */
   @Override
   public Relation loadRelation(Identifier ident) throws NoSuchTableException {
+    Relation relation = relation(ident);
+    TaskReads.record(SparkSession.active().sparkContext(), fullName(ident));
+    return relation;
+  }
+
+  /** {@link #loadRelation} without recording a read (writes and existence checks). */
+  private Relation relation(Identifier ident) throws NoSuchTableException {
     Identifier mapped = mapTable(ident);
     Table table;
     try {
@@ -191,10 +198,27 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
 
   @Override
   public Table loadTable(Identifier ident) throws NoSuchTableException {
-    if (loadRelation(ident) instanceof Table table) {
+    Table table = table(ident);
+    TaskReads.record(SparkSession.active().sparkContext(), fullName(ident));
+    return table;
+  }
+
+  private Table table(Identifier ident) throws NoSuchTableException {
+    if (relation(ident) instanceof Table table) {
       return table;
     }
     throw new NoSuchTableException(userIdentifier(ident));
+  }
+
+  /** Whether the table exists: a lookup, not a read. */
+  @Override
+  public boolean tableExists(Identifier ident) {
+    try {
+      table(ident);
+      return true;
+    } catch (NoSuchTableException e) {
+      return false;
+    }
   }
 
   /** What writers load: Delta tables as they are, others a table that writes to the mapped one. */
@@ -202,7 +226,8 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   public Table loadTable(Identifier ident, Set<TableWritePrivilege> privileges)
       throws NoSuchTableException {
     SharedInputs.check(name);
-    Table table = loadTable(ident);
+    SharedInputs.checkTable(name, ident);
+    Table table = table(ident);
     TaskWrites.record(SparkSession.active().sparkContext(), fullName(ident));
     if (!(table instanceof V1Table)) {
       return table;
@@ -228,12 +253,16 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
 
   @Override
   public Table loadTable(Identifier ident, String version) throws NoSuchTableException {
-    return tables().loadTable(mapTable(ident), version);
+    Table table = tables().loadTable(mapTable(ident), version);
+    TaskReads.record(SparkSession.active().sparkContext(), fullName(ident));
+    return table;
   }
 
   @Override
   public Table loadTable(Identifier ident, long timestamp) throws NoSuchTableException {
-    return tables().loadTable(mapTable(ident), timestamp);
+    Table table = tables().loadTable(mapTable(ident), timestamp);
+    TaskReads.record(SparkSession.active().sparkContext(), fullName(ident));
+    return table;
   }
 
   private Table writable(Identifier ident, Table table, Column[] columns) {
@@ -256,6 +285,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   public Table createTable(Identifier ident, TableInfo info)
       throws TableAlreadyExistsException, NoSuchNamespaceException {
     SharedInputs.check(name);
+    SharedInputs.checkTable(name, ident);
     Identifier mapped = mapNewTable(ident);
     if (!namespaces().namespaceExists(mapped.namespace())) {
       throw new NoSuchNamespaceException(userNamespace(ident.namespace()));
@@ -337,6 +367,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   public StagedTable stageCreate(Identifier ident, TableInfo info)
       throws TableAlreadyExistsException, NoSuchNamespaceException {
     SharedInputs.check(name);
+    SharedInputs.checkTable(name, ident);
     TableInfo full = withProvider(info);
     Identifier mapped = mapNewTable(ident);
     if (!namespaces().namespaceExists(mapped.namespace())) {
@@ -357,6 +388,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   public StagedTable stageReplace(Identifier ident, TableInfo info)
       throws NoSuchNamespaceException, NoSuchTableException {
     SharedInputs.check(name);
+    SharedInputs.checkTable(name, ident);
     TableInfo full = withProvider(info);
     Identifier mapped = mapTable(ident);
     TaskWrites.record(SparkSession.active().sparkContext(), fullName(ident));
@@ -373,6 +405,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   public StagedTable stageCreateOrReplace(Identifier ident, TableInfo info)
       throws NoSuchNamespaceException {
     SharedInputs.check(name);
+    SharedInputs.checkTable(name, ident);
     TableInfo full = withProvider(info);
     Identifier mapped = mapNewTable(ident);
     if (!namespaces().namespaceExists(mapped.namespace())) {
@@ -508,13 +541,15 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   @Override
   public Table alterTable(Identifier ident, TableChange... changes) throws NoSuchTableException {
     SharedInputs.check(name);
+    SharedInputs.checkTable(name, ident);
     tables().alterTable(mapTable(ident), changes);
-    return loadTable(ident);
+    return table(ident);
   }
 
   @Override
   public boolean dropTable(Identifier ident) {
     SharedInputs.check(name);
+    SharedInputs.checkTable(name, ident);
     try {
       return tables().dropTable(mapTable(ident));
     } catch (NoSuchTableException e) {
@@ -525,6 +560,7 @@ public final class UnityCatalog implements RelationCatalog, StagingTableCatalog,
   @Override
   public boolean purgeTable(Identifier ident) {
     SharedInputs.check(name);
+    SharedInputs.checkTable(name, ident);
     try {
       return tables().purgeTable(mapTable(ident));
     } catch (NoSuchTableException e) {

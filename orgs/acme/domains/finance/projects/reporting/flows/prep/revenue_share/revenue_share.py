@@ -9,6 +9,7 @@
 
 from brickops.datamesh.naming import catname_from_path, dbname, tablename
 
+from dataproducts import table
 from reporting.revenue_share import (
     assert_reconciled,
     checks_table,
@@ -18,10 +19,10 @@ from reporting.revenue_share import (
 
 # COMMAND ----------
 
-# transport's data products: same env, user, branch and commit parts as this run
-transport = "acme_transport_taxinyc"
-per_inhabitant = spark.table(tablename(tbl="revenue_per_inhabitant", db="revenue", cat=transport))
-by_borough = spark.table(tablename(tbl="revenue_by_borough", db="revenue", cat=transport))
+# transport's data products (`consumes:` in deployment.yml), where this run resolves them:
+# transport's table of the same deployment, else its prod table (or, locally, newest build)
+per_inhabitant = spark.table(table("transport.taxinyc.revenue_per_inhabitant"))
+by_borough = spark.table(table("transport.taxinyc.revenue_by_borough"))
 
 catalog = catname_from_path()
 db = dbname(db="revenue_share", cat=catalog)
