@@ -30,6 +30,12 @@ pytestmark = pytest.mark.unit
 SOURCE = find_repo_root(Path(__file__).parent)
 EXAMPLES = "*/domains/*/projects/*/flows/*/*/deployment.yml"
 SPECS = sorted(p.relative_to(SOURCE) for p in (SOURCE / "orgs").glob(EXAMPLES))
+DOMAIN_FILES = sorted(
+    p
+    for name in ("domain.yml", "products.yml")
+    for p in (SOURCE / "orgs").glob(f"*/domains/*/{name}")
+)
+"""Each domain's owners and published products (finance's flow consumes transport's)."""
 HANG_SECONDS = 30.0
 """Beyond this a validation hangs (a FIFO read, an alias bomb expanded): not a speed bound."""
 TOKEN = "dapi0123456789abcdef0123456789abcdef"
@@ -216,7 +222,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for item in (SOURCE / spec).parent.iterdir():
             if item.is_file():
                 shutil.copy(item, folder / item.name)
-    for domain in (SOURCE / "orgs").glob("*/domains/*/domain.yml"):
+    for domain in DOMAIN_FILES:
         shutil.copy(domain, root / domain.relative_to(SOURCE))
     (base / "credentials").write_text(CREDENTIALS)
     return root
@@ -231,7 +237,7 @@ def clean(mesh: Path) -> Iterator[Path]:
     first = (mesh / SPECS[0]).parent
     for notebook in (SOURCE / SPECS[0]).parent.glob("*.py"):
         _put_back(first / notebook.name, notebook.read_bytes())
-    for domain in (SOURCE / "orgs").glob("*/domains/*/domain.yml"):
+    for domain in DOMAIN_FILES:
         _put_back(mesh / domain.relative_to(SOURCE), domain.read_bytes())
 
 
