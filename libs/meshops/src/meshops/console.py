@@ -10,7 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import orjson
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
 
@@ -23,21 +23,36 @@ no identifier is ever folded across lines (rich's default, 80, folds long names)
 
 class _Console(Console):
     """Rich's console, as wide as a terminal is, or `NOT_A_TERMINAL_WIDTH` when there is none
-    and COLUMNS does not say (tables are only as wide as their content)."""
+    and COLUMNS does not say (tables are only as wide as their content). Rich lays out from
+    `size` (its `options.max_width`), so that is what answers here; `width` follows it."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        found = super().size
+        if self.is_terminal or os.environ.get("COLUMNS") or self._width is not None:
+            return found
+        return ConsoleDimensions(NOT_A_TERMINAL_WIDTH, found.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
 
     @property
     def width(self) -> int:
-        if self.is_terminal or os.environ.get("COLUMNS") or self._width is not None:
-            return super().width
-        return NOT_A_TERMINAL_WIDTH
+        return self.size.width
 
     @width.setter
     def width(self, value: int) -> None:
         self._width = value
 
 
-err = _Console(stderr=True, highlight=False, soft_wrap=True)
-out = _Console(highlight=False, soft_wrap=True)
+def make(*, stderr: bool = False) -> Console:
+    """A console as the CLI's two are made (COLUMNS, when set, is read here, once)."""
+    return _Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+err = make(stderr=True)
+out = make()
 
 P = ParamSpec("P")
 R = TypeVar("R")
