@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from meshops import context, discover, identity
 from meshops.engine.notebook import NotebookRunner
+from meshops.engine.process import working_directory
 from meshops.errors import InvalidInput, MeshopsError
 from meshops.naming import Names
 from meshops.source import Cell
@@ -327,7 +328,7 @@ def checks(root: Path, lesson_key: str) -> list[Result]:
     """Every check of a lesson, in order; a check that cannot look yet fails with its hint."""
     chosen = lesson(lesson_key)
     checker = Checker(root)
-    with _cwd(root):
+    with working_directory(root):
         CHECKS[chosen.key](checker)
     return checker.results
 
@@ -666,16 +667,6 @@ def _pytest(args: Sequence[str]) -> int:
 # ---------------------------------------------------------------- running lessons
 
 
-@contextmanager
-def _cwd(folder: Path) -> Iterator[None]:
-    saved = Path.cwd()
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(saved)
-
-
 @dataclass
 class TimedRunner(NotebookRunner):
     """NotebookRunner that times each cell: where a lesson spends CI's time budget."""
@@ -709,7 +700,7 @@ def run_lesson(root: Path, key: str, invoke: Invoke | None = None) -> float:
         raise InvalidInput(f"{path}: no such lesson notebook")
     state = StatePaths.for_repo(root)
     began = time.perf_counter()
-    with _cwd(root):
+    with working_directory(root):
         ctx = context.detect(root, env="local")
         spark = flowrun.spark_for(ctx, discover.scan(root), state)
 
@@ -886,7 +877,7 @@ def run_all(
     for args in (["add", "-A", COURSE_DIR], ["commit", "-q", "-m", "course: solutions"]):
         subprocess.run(["git", *args], cwd=clone, check=True, capture_output=True)
     try:
-        with scrubbed_environment(), _cwd(clone):
+        with scrubbed_environment(), working_directory(clone):
             for key in chosen:
                 say(f"lesson {key}: {LESSONS[key].title} (solutions {', '.join(applied[key])})")
                 began = time.perf_counter()

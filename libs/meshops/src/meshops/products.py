@@ -352,10 +352,15 @@ def _declared_consumes(flow: Flow, root: Path) -> tuple[yamldoc.YamlDoc, list[st
     return doc, list(found)
 
 
-def load(mesh: Mesh, flows: Sequence[Flow] | None = None) -> Products:
+def load(
+    mesh: Mesh,
+    flows: Sequence[Flow] | None = None,
+    known: Mapping[str, Product] | None = None,
+) -> Products:
     """The mesh's products and the `consumes:` of `flows` (default: every flow), validated:
-    a bad `products.yml` or a consumed id that is not published is an InvalidFiles."""
-    by_id = published(mesh)
+    a bad `products.yml` or a consumed id that is not published is an InvalidFiles.
+    `known`: the mesh's `published` products when the caller read them already."""
+    by_id = dict(published(mesh) if known is None else known)
     consumers: dict[str, list[str]] = {}
     consumes: dict[str, tuple[str, ...]] = {}
     problems: list[Problem] = []

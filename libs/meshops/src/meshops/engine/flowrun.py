@@ -175,11 +175,10 @@ def run_flow(
 
 def _products(mesh: Mesh, flow: Flow, spec: FlowSpec) -> products.Products | None:
     """The mesh's products when the flow consumes or publishes any (None: neither)."""
-    if not spec.definition.consumes and not any(
-        p.flow == flow.rel for p in products.published(mesh).values()
-    ):
+    known = products.published(mesh)
+    if not spec.definition.consumes and not any(p.flow == flow.rel for p in known.values()):
         return None
-    return products.load(mesh)
+    return products.load(mesh, known=known)
 
 
 def _product_reads(

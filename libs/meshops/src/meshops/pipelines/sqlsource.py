@@ -266,8 +266,8 @@ class _Statement:
         self.settings[key.strip()] = _unquote(value.strip())
 
     def create(self) -> None:
-        if self.accept("OR", "REFRESH") or self.accept("OR", "REPLACE"):
-            pass
+        # CREATE OR REFRESH / OR REPLACE: both (re)define the dataset, as CREATE does here
+        _ = self.accept("OR", "REFRESH") or self.accept("OR", "REPLACE")
         private = self.accept("PRIVATE")
         temporary = self.accept("TEMPORARY") or self.accept("TEMP")
         kind: DatasetKind
