@@ -436,6 +436,7 @@ def _end_group(leader: int, timeout: float = _STOP_SECONDS) -> tuple[int, ...]:
     while time.monotonic() < deadline:
         _reap(leader)
         if not group_members(leader):
+            _reap(leader)  # it may have ended after the look above: no zombie left behind
             return ()
         time.sleep(0.2)
     left = group_members(leader)
