@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,14 @@ def test_facts_and_files_do_not_reach_up() -> None:
     for module in low:
         deps = {d for d, _ in GRAPH[module]}
         assert {d for d in deps if d.split(".")[1] in high} == set(), module
+
+
+def test_local_commands_do_not_load_the_sdk() -> None:
+    """The SDK takes over a second to import (every service's dataclasses): the CLI and a
+    local run load it only when a command makes payloads or calls a workspace."""
+    code = (
+        "import sys, meshops.cli, meshops.engine.flowrun, meshops.testing.plugin;"
+        "print(sorted(m for m in sys.modules if m.startswith('databricks.sdk')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

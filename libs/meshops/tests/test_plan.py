@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from databricks.sdk.service.jobs import JobSettings
 
-from meshops import context, discover, identity, plan
+from meshops import config, context, discover, identity, plan
 from meshops.context import Context
 from meshops.errors import InvalidFiles
 from meshops.testing.mesh import FlowDef, commit_all, write_flow, write_lib
@@ -208,3 +208,25 @@ def test_existing_clusters_are_resolved_by_the_caller(repo: Path) -> None:
         cluster_ids={"shared-etl": "0101-abc"}.__getitem__,
     )[0]
     assert online.payload["tasks"][2]["existing_cluster_id"] == "0101-abc"
+
+
+def test_a_cluster_setting_the_api_does_not_know_is_refused_before_any_plan(repo: Path) -> None:
+    clusters = repo / ".brickopscfg" / "clusters.yml"
+    text = clusters.read_text()
+    clusters.write_text(
+        text.replace("    num_workers: 1\n", "    num_workers: 1\n    nodes: 3\n", 1)
+    )
+    config.forget()
+    mesh = discover.scan(repo)
+    # a local run never sends a cluster anywhere: loading the config still works
+    assert "common" in config.load(repo).clusters
+    with pytest.raises(InvalidFiles) as caught:
+        plan.build(ident(repo, "dev"), mesh, list(mesh.flows))
+    [problem] = caught.value.problems
+    assert problem == plan.problems(mesh, list(mesh.flows), strict_layout=True)[0]
+    assert (problem.file, problem.key, problem.line) == (
+        ".brickopscfg/clusters.yml",
+        "common.azure.nodes",
+        8,
+    )
+    assert problem.message == "not a cluster setting the Clusters API knows: nodes"

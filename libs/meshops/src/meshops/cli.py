@@ -6,16 +6,19 @@ import gc
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from meshops import config, context, discover, identity, naming, plan, products, scaffold
+from meshops import config, context, discover, identity, naming, products, scaffold
 from meshops.console import emit_json, emit_json_items, err, handle_errors, out, table
 from meshops.context import Context
 from meshops.discover import Flow, Mesh
 from meshops.errors import InvalidFiles, InvalidInput, MeshopsError
 from meshops.spec import load_specs
+
+if TYPE_CHECKING:  # plan imports the SDK's payload types (1.7 s): only commands that plan do
+    from meshops.plan import JobPlan, PipelinePlan
 
 app = typer.Typer(
     name="meshops",
@@ -140,6 +143,8 @@ def validate(
     as_json: JsonOpt = False,
 ) -> None:
     """Check platform config, layout, every deployment.yml and domain.yml (exit 2 if invalid)."""
+    from meshops import plan
+
     root = repo_root(cli)
     config.load(root)
     mesh = discover.scan(root)
@@ -175,6 +180,8 @@ def plan_cmd(
     ] = False,
 ) -> None:
     """Print the exact Jobs and Pipelines API payloads the flows deploy as (validated first)."""
+    from meshops import plan
+
     ctx = make_context(cli, env, default_env="dev")
     mesh = discover.scan(ctx.repo_root)
     chosen = select(mesh, flow, changed_since, downstream=downstream)
@@ -222,7 +229,7 @@ def _plan_grants(
     ctx: Context, mesh: Mesh, chosen: list[Flow], *, strict_layout: bool, as_json: bool
 ) -> None:
     """`plan --grants`: who owns and may read or write what the flows write in `ctx.env`."""
-    from meshops import grants
+    from meshops import grants, plan
 
     ident = identity.of(ctx)
     specs = load_specs(mesh, chosen)
@@ -244,7 +251,9 @@ def _plan_grants(
     out.print(shown)
 
 
-def _plan_json(p: plan.JobPlan | plan.PipelinePlan) -> dict[str, Any]:
+def _plan_json(p: JobPlan | PipelinePlan) -> dict[str, Any]:
+    from meshops import plan
+
     if isinstance(p, plan.PipelinePlan):
         return {
             "flow": p.flow.rel,

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from databricks.sdk.service.compute import ClusterSpec
 from pydantic import Field, field_validator, model_validator
 
 from meshops import yamldoc
 from meshops.errors import InvalidFiles, Problem
-from meshops.yamldoc import StrictModel
+from meshops.yamldoc import StrictModel, YamlDoc
+
+if TYPE_CHECKING:  # the SDK takes 1.7 s to import: only commands that make payloads load it
+    from databricks.sdk.service.compute import ClusterSpec
 
 CONFIG_FILE = Path(".brickopscfg/config.yml")
 RESOURCES = ("catalog", "db", "job", "pipeline", "model")
@@ -126,13 +128,41 @@ class ConfigFile(StrictModel):
 class PlatformConfig:
     """Validated platform settings of one repository."""
 
-    def __init__(self, repo_root: Path, file: ConfigFile, clusters: dict[str, dict[str, Any]]):
+    def __init__(
+        self,
+        repo_root: Path,
+        file: ConfigFile,
+        clusters: dict[str, dict[str, Any]],
+        clusters_doc: YamlDoc,
+    ):
         self.repo_root = repo_root
         self.path = repo_root / CONFIG_FILE
         self.naming = file.naming
         self.settings = file.meshops
         self.clusters = clusters
+        self._clusters_doc = clusters_doc
         self._specs: dict[str, ClusterSpec] = {}
+        self._problems: list[Problem] | None = None
+
+    def cluster_problems(self) -> list[Problem]:
+        """Settings of the clusters file that the SDK's ClusterSpec does not know (a typo
+        would be dropped from the payload without a word). Checked by the commands that make
+        payloads, not at load: a local run never sends a cluster anywhere."""
+        from databricks.sdk.service.compute import ClusterSpec
+
+        if self._problems is None:
+            self._problems = []
+            cloud = self.settings.cloud
+            for key, spec in self.clusters.items():
+                dropped = sorted(set(spec) - set(ClusterSpec.from_dict(spec).as_dict()))
+                if dropped:
+                    self._problems.append(
+                        self._clusters_doc.problem(
+                            (key, cloud, dropped[0]),
+                            f"not a cluster setting the Clusters API knows: {', '.join(dropped)}",
+                        )
+                    )
+        return self._problems
 
     def cluster(self, key: str) -> dict[str, Any]:
         """The `new_cluster` of a platform cluster for the configured cloud."""
@@ -141,6 +171,8 @@ class PlatformConfig:
     def cluster_spec(self, key: str) -> ClusterSpec:
         """`cluster(key)` as the SDK's type (checked to lose nothing when loaded), made once:
         every plan using the cluster shares it."""
+        from databricks.sdk.service.compute import ClusterSpec
+
         if key not in self._specs:
             self._specs[key] = ClusterSpec.from_dict(self.cluster(key))
         return self._specs[key]
@@ -168,14 +200,12 @@ def _load(repo_root: Path) -> PlatformConfig:
         )
     doc = yamldoc.load(path, repo_root)
     file = yamldoc.validate(ConfigFile, doc)
-    clusters = _clusters(repo_root, file.meshops)
-    return PlatformConfig(repo_root, file, clusters)
+    clusters_doc = yamldoc.load(repo_root / file.meshops.clusters_file, repo_root)
+    return PlatformConfig(repo_root, file, _clusters(clusters_doc, file.meshops), clusters_doc)
 
 
-def _clusters(repo_root: Path, settings: Settings) -> dict[str, dict[str, Any]]:
-    """Cluster specs for the configured cloud, checked against the SDK's ClusterSpec."""
-    path = repo_root / settings.clusters_file
-    doc = yamldoc.load(path, repo_root)
+def _clusters(doc: YamlDoc, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Cluster specs for the configured cloud (their settings: `cluster_problems`)."""
     if not isinstance(doc.data, dict) or not doc.data:
         raise InvalidFiles([doc.problem((), "expected a mapping of cluster key to per-cloud spec")])
     problems = []
@@ -187,15 +217,6 @@ def _clusters(repo_root: Path, settings: Settings) -> dict[str, dict[str, Any]]:
         spec = per_cloud[settings.cloud]
         if not isinstance(spec, dict):
             problems.append(doc.problem((key, settings.cloud), "expected a mapping"))
-            continue
-        dropped = sorted(set(spec) - set(ClusterSpec.from_dict(spec).as_dict()))
-        if dropped:
-            problems.append(
-                doc.problem(
-                    (key, settings.cloud, dropped[0]),
-                    f"not a cluster setting the Clusters API knows: {', '.join(dropped)}",
-                )
-            )
             continue
         out[str(key)] = spec
     if settings.default_cluster not in out and not problems:

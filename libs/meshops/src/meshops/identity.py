@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -164,6 +164,14 @@ class Identity:
     def schema_properties(self) -> dict[str, str]:
         """Properties of a schema meshops creates for this deployment (the janitor's evidence)."""
         return {SCHEMA_PROPERTY: self.id}
+
+    def dev_schemas(self, notebooks: Iterable[str | Path]) -> dict[str, dict[str, str]]:
+        """The schemas a dev deployment's `notebooks` write, each with the janitor's evidence
+        (none outside dev: only dev deployments are cleaned up)."""
+        if self.env != DEV:
+            return {}
+        found = {self.names_for(notebook).schema for notebook in notebooks}
+        return {name: self.schema_properties() for name in sorted(found)}
 
     def artifact_folder(self, artifacts_path: str) -> str:
         """Where this deployment's wheels (and deploy lock) live; a release (a domain's:

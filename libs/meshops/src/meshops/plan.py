@@ -230,9 +230,9 @@ def build(
     """Job plans for `flows` that have tasks (specs loaded and validated first unless
     given); two flows may never share a job name. Pipelines: `build_pipelines`."""
     specs = specs or load_specs(mesh, flows)
-    clashes = job_name_clashes(ident, flows)
-    if clashes:
-        raise InvalidFiles(clashes)
+    problems = config.load(mesh.root).cluster_problems() + job_name_clashes(ident, flows)
+    if problems:
+        raise InvalidFiles(problems)
     return [p for p in _plans(ident, flows, specs, cluster_ids) if isinstance(p, JobPlan)]
 
 
@@ -298,6 +298,7 @@ def checked(
     clashes and names too long for Unity Catalog or the Jobs API. The checks run first; the
     plans are then made one at a time, so a large mesh is never all in memory at once."""
     problems = list(mesh.problems) if strict_layout else []
+    problems.extend(config.load(mesh.root).cluster_problems())
     if specs is None:  # `specs` given: already loaded (and valid) for the same flows
         try:
             specs = load_specs(mesh, flows)
@@ -319,6 +320,7 @@ def problems(mesh: Mesh, flows: Sequence[Flow], *, strict_layout: bool) -> list[
     folder of the mesh), each flow's files, and names too long for Unity Catalog or the Jobs
     API in every env with the longest user and branch (names that fit here fit anyone's)."""
     found = list(mesh.problems) if strict_layout else []
+    found.extend(config.load(mesh.root).cluster_problems())
     try:
         load_specs(mesh, flows)
     except InvalidFiles as exc:
@@ -411,18 +413,10 @@ def plan_flow(
         clusters=tuple(
             sorted({t.existing_cluster_name for t in definition.tasks if t.existing_cluster_name})
         ),
-        schemas=dev_schemas(ident, spec),
+        schemas=ident.dev_schemas(spec.notebook_paths()),
         pipelines=(names.pipeline,) if any(t.runs_pipeline for t in definition.tasks) else (),
         product_reads=tuple(reads),
     )
-
-
-def dev_schemas(ident: Identity, spec: FlowSpec) -> dict[str, dict[str, str]]:
-    """The schemas a dev deployment's notebook tasks write, each with the janitor's evidence."""
-    if ident.env != "dev":
-        return {}
-    found = {ident.names_for(spec.notebook_path(t)).schema for t in spec.definition.notebook_tasks}
-    return {name: ident.schema_properties() for name in sorted(found)}
 
 
 def plan_pipeline(ident: Identity, flow: Flow, spec: FlowSpec, domain: Domain) -> PipelinePlan:

@@ -424,6 +424,10 @@ class FlowSpec:
         """The task's notebook file: `<task_key>.py`, or an exported `<task_key>.ipynb` instead."""
         return notebook_path(self.folder, task)
 
+    def notebook_paths(self) -> list[Path]:
+        """The notebook of every notebook task, in order."""
+        return [self.notebook_path(t) for t in self.definition.notebook_tasks]
+
     def pipeline_sources(self) -> list[Path]:
         """The source file of every pipeline_key, in order (`.py`, else `.sql`)."""
         return [

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meshops import config, identity, naming, plan, products, resolution
+from meshops import config, identity, naming, products, resolution
 from meshops.context import Context
 from meshops.discover import Flow, Mesh
 from meshops.engine import resolve, session
@@ -317,7 +317,7 @@ def _mark_dev_schemas(spark: SparkSession, ctx: Context, spec: FlowSpec, state: 
     """
     if not session.owns_catalogs(spark):
         return
-    for full, properties in plan.dev_schemas(identity.of(ctx), spec).items():
+    for full, properties in identity.of(ctx).dev_schemas(spec.notebook_paths()).items():
         catalog, _, schema = full.partition(".")
         folder = state.warehouse / f"{catalog}__{schema}.db"
         if folder.exists() or schema in _schemas_of(spark, catalog):
