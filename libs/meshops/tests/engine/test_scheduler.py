@@ -3,7 +3,15 @@ import time
 
 import pytest
 
-from meshops.engine.scheduler import Node, Scheduler, Status, TaskFailed, decide, result_state
+from meshops.engine.scheduler import (
+    Node,
+    Scheduler,
+    Status,
+    TaskFailed,
+    critical_first,
+    decide,
+    result_state,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -151,6 +159,25 @@ def test_max_workers_bounds_concurrency() -> None:
 
     Scheduler([Node(str(i)) for i in range(6)], execute, max_workers=2).run()
     assert peak == 2
+
+
+def test_tasks_others_wait_for_start_first() -> None:
+    # the revenue flow: three independent tasks, the last one needs the first and the third
+    nodes = [
+        Node("borough"),
+        Node("month"),
+        Node("population"),
+        Node("per", ("borough", "population")),
+    ]
+    started: list[str] = []
+
+    def execute(node: Node, attempt: int) -> None:
+        started.append(node.key)
+
+    Scheduler(nodes, execute, max_workers=1).run()
+    # declared order would run the leaf `month` before `population`, which `per` waits for
+    assert started == ["borough", "population", "month", "per"]
+    assert [n.key for n in critical_first(nodes)] == ["borough", "population", "month", "per"]
 
 
 def test_result_state() -> None:
