@@ -254,11 +254,13 @@ def _walk(root: Path) -> tuple[list[Path], dict[str, list[Path]], dict[str, list
     specs: list[Path] = []
     notebooks: dict[str, list[Path]] = {}
     checks: dict[str, list[str]] = {}
-    for here, dirs, files in os.walk(root / "orgs"):
+    base = os.fspath(root)
+    # folders as strings, not Paths: a large mesh has tens of thousands of them
+    for here, dirs, files in os.walk(os.path.join(base, "orgs")):  # noqa: PTH118
         dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
-        rel = Path(here).relative_to(root).as_posix()
+        rel = here[len(base) + 1 :].replace(os.sep, "/")
         named = DEPLOYMENT_FILE in files or DEPLOYMENT_FILE in dirs
-        if named and Path(here, DEPLOYMENT_FILE).exists():
+        if named and os.path.exists(os.path.join(here, DEPLOYMENT_FILE)):  # noqa: PTH110,PTH118
             # a broken symlink is a folder problem; a FIFO or a folder of that name is read
             # (and reported) as the flow's file
             specs.append(Path(here, DEPLOYMENT_FILE))
@@ -303,14 +305,15 @@ def _readable_text(root: Path, path: Path) -> str | None:
     """The text of a regular file inside the repository of at most MAX_NOTEBOOK_BYTES; None
     for anything else (a FIFO is never opened; a symlink only when it resolves inside)."""
     try:
-        info = path.lstat()
+        info = os.lstat(path)  # on the str-able path: no Path method call per notebook
         if stat.S_ISLNK(info.st_mode):
             if not path.resolve().is_relative_to(root):
                 return None
             info = path.stat()
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_NOTEBOOK_BYTES:
             return None
-        return path.read_text(encoding="utf-8")
+        with open(path, "rb", buffering=0) as raw:  # noqa: PTH123 - one read, no text layer
+            return raw.read().decode("utf-8")
     except (OSError, RuntimeError, UnicodeDecodeError):
         return None
 

@@ -28,7 +28,7 @@ from brickops.datamesh.parsepath.parse import parsepath
 
 from meshops import config
 from meshops.discover import env_part, reserved_message
-from meshops.errors import InvalidInput, Problem, excerpt
+from meshops.errors import InvalidInput, Problem, excerpt, real_folder
 from meshops.identity import Identity
 
 UC_IDENTIFIER_MAX = 255
@@ -91,7 +91,7 @@ def bind_brickops_config(repo_root: Path) -> None:
     it for the process; meshops names flows of a given repo root wherever it runs.
     """
     global _bound_root
-    root = repo_root.resolve()
+    root = real_folder(repo_root)  # resolved once per process: names are made per flow
     with _bind_lock:
         if _bound_root == root:
             return

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from importlib.metadata import version as dist_version
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
 from databricks.sdk.service import compute, jobs, pipelines
@@ -550,7 +551,7 @@ def _task(
         )
     else:
         # Git-source notebook paths have no extension (.py source or .ipynb alike)
-        notebook = str(PurePosixPath(task.notebook_file).with_suffix(""))
+        notebook = posixpath.splitext(task.notebook_file)[0]
         out.notebook_task = jobs.NotebookTask(
             notebook_path=f"{flow.rel}/{notebook}",
             source=jobs.Source.GIT,

@@ -174,18 +174,35 @@ def python_tree(source: str) -> ast.Module | None:
 
 def imported_packages(path: Path, text: str | None = None) -> set[str]:
     """Top-level packages a notebook's Python cells import (cells that do not parse are skipped)."""
+    text = path.read_text(encoding="utf-8") if text is None else text
+    if path.suffix == ".py" and not _MAGIC_IMPORT.search(text):
+        # a source notebook is Python as a whole (other cells and magics are `# MAGIC`
+        # comments): one parse of the file finds the same imports as one per cell, unless
+        # a magic cell (`%python`) imports something
+        try:
+            return _imports(ast.parse(text))
+        except (SyntaxError, ValueError):
+            pass  # a cell with a bare line magic, or one that does not parse: cell by cell
     found: set[str] = set()
     for cell in parse(path, text):
         if cell.kind != "python" or "import" not in cell.source:
             continue  # every import statement spells `import`; most cells have none
         tree = python_tree(cell.source)
-        if tree is None:
-            continue
-        for node in _statements(tree.body):
-            if isinstance(node, ast.Import):
-                found.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                found.add(node.module.split(".")[0])
+        if tree is not None:
+            found |= _imports(tree)
+    return found
+
+
+_MAGIC_IMPORT = re.compile(r"^# MAGIC.*\bimport\b", re.MULTILINE)
+
+
+def _imports(tree: ast.Module) -> set[str]:
+    found: set[str] = set()
+    for node in _statements(tree.body):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
     return found
 
 

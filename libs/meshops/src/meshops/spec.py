@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path, PurePosixPath
@@ -424,9 +424,9 @@ class FlowSpec:
         """The task's notebook file: `<task_key>.py`, or an exported `<task_key>.ipynb` instead."""
         return notebook_path(self.folder, task)
 
-    def notebook_paths(self) -> list[Path]:
-        """The notebook of every notebook task, in order."""
-        return [self.notebook_path(t) for t in self.definition.notebook_tasks]
+    def notebook_paths(self) -> Iterator[Path]:
+        """The notebook of every notebook task, in order (found as iterated: each is a stat)."""
+        return (self.notebook_path(t) for t in self.definition.notebook_tasks)
 
     def pipeline_sources(self) -> list[Path]:
         """The source file of every pipeline_key, in order (`.py`, else `.sql`)."""

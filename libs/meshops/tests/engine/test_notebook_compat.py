@@ -593,3 +593,25 @@ def test_a_notebook_using_seaborn_and_statsmodels_runs(tmp_path: Path) -> None:
         )
     )
     assert round(namespace["fit"].params["x"], 1) == 1.9
+
+
+@pytest.mark.unit
+def test_imported_packages_of_source_notebooks_whole_or_cell_by_cell(tmp_path: Path) -> None:
+    header = "# Databricks notebook source\n"
+    cells = [
+        "# MAGIC %md\n# MAGIC We import trips here (prose, not code)",
+        "import pandas as pd\n\ndef f():\n    try:\n        from sklearn import svm\n    except ImportError:\n        pass",
+        "# MAGIC %python\n# MAGIC import rich",  # a magic Python cell: only cell by cell sees it
+        "# MAGIC %sql\n# MAGIC SELECT 1",
+    ]
+    sep = "\n\n# COMMAND ----------\n\n"
+    whole = tmp_path / "whole.py"
+    whole.write_text(header + sep.join(cells), encoding="utf-8")
+    assert imported_packages(whole) == {"pandas", "sklearn", "rich"}
+    # one cell that does not parse leaves the others' imports
+    broken = tmp_path / "broken.py"
+    broken.write_text(header + sep.join([cells[1], "x = (", "import numpy"]), encoding="utf-8")
+    assert imported_packages(broken) == {"pandas", "sklearn", "numpy"}
+    plain = tmp_path / "plain.py"
+    plain.write_text("import os.path\nfrom . import sibling\nfrom yaml import safe_load\n")
+    assert imported_packages(plain) == {"os", "yaml"}
