@@ -600,7 +600,8 @@ def test_imported_packages_of_source_notebooks_whole_or_cell_by_cell(tmp_path: P
     header = "# Databricks notebook source\n"
     cells = [
         "# MAGIC %md\n# MAGIC We import trips here (prose, not code)",
-        "import pandas as pd\n\ndef f():\n    try:\n        from sklearn import svm\n    except ImportError:\n        pass",
+        "import pandas as pd\n\ndef f():\n    try:\n        from sklearn import svm\n"
+        "    except ImportError:\n        pass",
         "# MAGIC %python\n# MAGIC import rich",  # a magic Python cell: only cell by cell sees it
         "# MAGIC %sql\n# MAGIC SELECT 1",
     ]
