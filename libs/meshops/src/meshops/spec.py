@@ -446,12 +446,20 @@ def notebook_path(folder: Path, task: Task) -> Path:
     """The notebook a task runs in flow `folder`: its `notebook`, else `<task_key>.py`, else
     `<task_key>.ipynb` when only that exists (a workspace path has no extension, so both are
     the same notebook to Databricks)."""
+    return _find_notebook(folder, task)[0]
+
+
+def _find_notebook(folder: Path, task: Task) -> tuple[Path, bool | None]:
+    """`notebook_path`, and whether it is a file when that was looked up on the way (None:
+    not looked up), so validation does not stat each of a large mesh's notebooks twice."""
     path = folder / task.notebook_file
-    if task.notebook is None and not path.is_file():
-        exported = path.with_suffix(".ipynb")
-        if exported.is_file():
-            return exported
-    return path
+    if task.notebook is not None:
+        return path, None
+    if path.is_file():
+        return path, True
+    exported = path.with_suffix(".ipynb")
+    found = exported.is_file()
+    return (exported, True) if found else (path, False)
 
 
 def load_deployment(
@@ -752,9 +760,9 @@ def _file_problems(
     for i, task in enumerate(dep.tasks):
         if task.pipeline_task is not None:
             continue
-        path = notebook_path(folder, task)
+        path, is_file = _find_notebook(folder, task)
         key = ("tasks", i, "notebook") if task.notebook else ("tasks", i, "task_key")
-        if not path.is_file():
+        if not (path.is_file() if is_file is None else is_file):
             problems.append(
                 doc.problem(
                     key,

@@ -7,6 +7,7 @@ these tests pin the catalog plugin's part: what reaches Delta, and what Delta ha
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
@@ -138,3 +139,34 @@ def test_writes_through_delta_are_recorded_for_the_run_summary(
             f"MERGE INTO {schema}.a t USING {schema}.b s ON t.id = s.id WHEN MATCHED THEN DELETE"
         )
     assert session.drain_writes(spark, tag) == [f"{schema}.a", f"{schema}.b"]
+
+
+def test_link_status_and_permissions_without_a_process(spark: SparkSession, tmp_path: Path) -> None:
+    """Delta's log store renames each commit file through FileContext, which asks the link
+    status of both ends: the local file system answers it without starting `readlink`."""
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(plain)
+    context = jvm.org.apache.hadoop.fs.FileContext.getLocalFSFileContext()
+    path = jvm.org.apache.hadoop.fs.Path
+    status = context.getFileLinkStatus(path(plain.as_uri()))
+    assert (status.isFile(), status.isSymlink(), status.getLen()) == (True, False, 2)
+    # a symbolic link is left to Hadoop, which (reading the link of the `file:` URI's text)
+    # reports the file it points at
+    status = context.getFileLinkStatus(path(link.as_uri()))
+    assert (status.isFile(), status.getLen()) == (True, 2)
+    with pytest.raises(Exception, match="FileNotFoundException"):
+        context.getFileLinkStatus(path((tmp_path / "missing").as_uri()))
+    # permissions too are set in the JVM, without a `chmod` process (a sticky bit: by Hadoop)
+    fs = jvm.org.apache.hadoop.fs.FileSystem.getLocal(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    for octal in ("640", "1755"):
+        fs.setPermission(
+            path(plain.as_uri()), jvm.org.apache.hadoop.fs.permission.FsPermission(octal)
+        )
+        assert oct(plain.stat().st_mode & 0o7777) == f"0o{octal}"
+    # a whole table's commits, through the same rename
+    spark.range(3).write.format("delta").save(str(tmp_path / "table"))
+    spark.range(2).write.format("delta").mode("overwrite").save(str(tmp_path / "table"))
+    assert spark.read.format("delta").load(str(tmp_path / "table")).count() == 2

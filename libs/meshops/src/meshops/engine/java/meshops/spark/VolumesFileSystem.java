@@ -4,6 +4,8 @@ import java.io.File;
 import java.io.IOException;
 import java.net.URI;
 import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.attribute.PosixFilePermissions;
 
 import org.apache.hadoop.conf.Configuration;
 import java.util.EnumSet;
@@ -217,9 +219,37 @@ public class VolumesFileSystem extends LocalFileSystem {
       return isVolume(path) ? underVolumes(status) : status;
     }
 
+    /**
+     * Hadoop without its native library starts a {@code chmod} process for every file it writes
+     * with a permission (each data file and Delta log file, and its temporary twin): java.nio sets
+     * the same bits in this process. A sticky bit, which java.nio cannot set, is left to Hadoop.
+     */
+    @Override
+    public void setPermission(Path path, FsPermission permission) throws IOException {
+      if (permission.getStickyBit()) {
+        super.setPermission(path, permission);
+        return;
+      }
+      String bits =
+          permission.getUserAction().SYMBOL
+              + permission.getGroupAction().SYMBOL
+              + permission.getOtherAction().SYMBOL;
+      Files.setPosixFilePermissions(
+          pathToFile(path).toPath(), PosixFilePermissions.fromString(bits));
+    }
+
+    /**
+     * Hadoop's local status of a link starts a {@code readlink} process per call, and Delta's log
+     * store asks twice for every file it commits (FileContext's rename): a path that is not a
+     * symbolic link (told by java.nio, without a process) gets its plain status, as Hadoop then
+     * returns too.
+     */
     @Override
     public FileStatus getFileLinkStatus(Path path) throws IOException {
-      FileStatus status = super.getFileLinkStatus(path);
+      FileStatus status =
+          Files.isSymbolicLink(pathToFile(path).toPath())
+              ? super.getFileLinkStatus(path)
+              : super.getFileStatus(path);
       return isVolume(path) ? underVolumes(status) : status;
     }
 
