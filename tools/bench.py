@@ -66,16 +66,21 @@ def meshops(*args: str, env: dict[str, str]) -> float:
     return elapsed
 
 
-def bench(rows: int, keep: bool, commit: str) -> tuple[float, float]:
-    state = ROOT / ".meshops" / "bench" / f"{rows}"
+def fresh_state(state: Path) -> dict[str, str]:
+    """An empty state folder, and the environment of meshops processes that use it."""
     if state.exists():
         shutil.rmtree(state)
-    env = {
+    return {
         **os.environ,
         "MESHOPS_STATE_DIR": str(state),
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
     }
+
+
+def bench(rows: int, keep: bool, commit: str) -> tuple[float, float]:
+    state = ROOT / ".meshops" / "bench" / f"{rows}"
+    env = fresh_state(state)
     landing = state / "volumes" / "samples" / "nyctaxi" / "landing" / "trips"
     console.print(f"[bold]{rows:,} trips[/bold]: generating and ingesting (not timed)")
     taxigen.write(landing, rows=rows, seed=42)
@@ -104,14 +109,7 @@ def warm_bench(rows: int, runs: int, commit: str) -> tuple[list[float], list[flo
     warm engine up, then with it stopped (the embedded session), `runs` times each after one
     untimed run that creates the tables: the target is a warm second run under 5 s."""
     state = ROOT / ".meshops" / "bench" / f"warm-{rows}"
-    if state.exists():
-        shutil.rmtree(state)
-    env = {
-        **os.environ,
-        "MESHOPS_STATE_DIR": str(state),
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-    }
+    env = fresh_state(state)
     taxigen.write(
         state / "volumes" / "samples" / "nyctaxi" / "landing" / "trips", rows=rows, seed=42
     )
