@@ -287,3 +287,13 @@ def test_session_is_one_per_process(uc: SparkSession, tmp_path: Path) -> None:
         session.register_catalogs(uc, ["Bad"])
     with pytest.raises(MeshopsError, match="one session per process"):
         session.get_spark(session.SessionOptions(state=StatePaths(tmp_path)))
+
+
+def test_the_embedded_jvm_stops_at_the_quick_compiler(uc: SparkSession) -> None:
+    """A process's own session is short-lived: its JVM runs with C1 only (half the CPU of a
+    flow run on sample data); the warm engine, which lives on, keeps the full compiler."""
+    jvm = uc.sparkContext._jvm  # type: ignore[attr-defined]
+    arguments = list(
+        jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
+    )
+    assert session.QUICK_JIT in arguments

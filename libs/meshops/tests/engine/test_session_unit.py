@@ -1,6 +1,7 @@
 """Session factory and plugin build without a JVM: Java lookup, jar keys, mode choice, settings."""
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pyspark
@@ -184,6 +185,10 @@ def test_local_settings_keep_everything_under_the_state_folder(tmp_path: Path) -
     assert conf["spark.sql.warehouse.dir"] == str(state.warehouse)
     assert root in conf["spark.hadoop.javax.jdo.option.ConnectionURL"]
     assert f'-Dderby.system.home="{state.metastore}"' in conf["spark.driver.extraJavaOptions"]
+    # a process's own JVM stops at the quick compiler; a long-lived one (the warm engine) not
+    assert conf["spark.driver.extraJavaOptions"].startswith(session.QUICK_JIT + " ")
+    long_lived = session.local_conf(replace(options, long_lived=True), jar)
+    assert session.QUICK_JIT not in long_lived["spark.driver.extraJavaOptions"]
     assert conf["spark.driver.extraClassPath"] == str(jar)
     assert conf["spark.hadoop.meshops.volumes.root"] == str(state.volumes)
     assert conf["spark.sql.catalog.samples"] == session.CATALOG_CLASS

@@ -280,6 +280,7 @@ def test_fingerprint_is_the_embedded_sessions_settings(tmp_path: Path) -> None:
     assert warm.fingerprint(replace(base, catalogs=("samples",), app_name="x")) == same
     assert warm.fingerprint(replace(base, jar_cache=tmp_path / "jars", mode="local")) == same
     assert warm.fingerprint(warm.server_options(base.state, 15002)) == same
+    assert warm.server_options(base.state, 15002).long_lived  # its JVM compiles fully
     for other in (
         replace(base, state=StatePaths(tmp_path / "b")),
         replace(base, shuffle_partitions=8),

@@ -158,8 +158,8 @@ def fingerprint(options: session.SessionOptions) -> str:
 
     The settings of `session.local_conf`, with the plugin jar and Delta's jars named by their
     source key and coordinates (not where they are cached), without the catalogs (each client
-    session registers its own) and the app name; with the meshops sources the server runs
-    (another clone is another server) and the pyspark version.
+    session registers its own), the app name and how long the JVM lives; with the meshops
+    sources the server runs (another clone is another server) and the pyspark version.
     """
     import pyspark
 
@@ -171,6 +171,7 @@ def fingerprint(options: session.SessionOptions) -> str:
         extra_conf={k: v for k, v in options.extra_conf.items() if k not in CONNECT_KEYS},
         mode="local",
         jar_cache=None,
+        long_lived=True,  # the server's JVM; a client's own would be short-lived
     )
     jar = Path(f"meshops-spark-{jar_key()}.jar")
     delta = [Path(delta_coordinates())] if options.delta else []
@@ -341,6 +342,7 @@ def server_options(
         app_name=_APP_NAME,
         extra_conf={**(extra_conf or {}), **connect},
         mode="local",
+        long_lived=True,
     )
 
 
