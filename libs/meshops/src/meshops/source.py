@@ -179,10 +179,10 @@ def imported_packages(path: Path, text: str | None = None) -> set[str]:
         # a source notebook is Python as a whole (other cells and magics are `# MAGIC`
         # comments): one parse of the file finds the same imports as one per cell, unless
         # a magic cell (`%python`) imports something
-        try:
-            return _imports(ast.parse(text))
-        except (SyntaxError, ValueError):
-            pass  # a cell with a bare line magic, or one that does not parse: cell by cell
+        whole = _parsed(text)
+        if whole is not None:
+            return _imports(whole)
+        # else a cell with a bare line magic, or one that does not parse: cell by cell
     found: set[str] = set()
     for cell in parse(path, text):
         if cell.kind != "python" or "import" not in cell.source:
@@ -194,6 +194,13 @@ def imported_packages(path: Path, text: str | None = None) -> set[str]:
 
 
 _MAGIC_IMPORT = re.compile(r"^# MAGIC.*\bimport\b", re.MULTILINE)
+
+
+def _parsed(text: str) -> ast.Module | None:
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError):  # ValueError: a NUL character
+        return None
 
 
 def _imports(tree: ast.Module) -> set[str]:

@@ -187,3 +187,8 @@ def test_result_state() -> None:
     ).run()
     assert result_state(outcomes.values(), ["alert"]) == "SUCCESS_WITH_FAILURES"
     assert result_state(outcomes.values(), ["a", "alert"]) == "FAILED"
+
+
+def test_a_long_chain_is_ordered_without_recursion() -> None:
+    chain = [Node("t0"), *(Node(f"t{i}", (f"t{i - 1}",)) for i in range(1, 3000))]
+    assert [n.key for n in critical_first([*reversed(chain), Node("leaf")])][:2] == ["t0", "t1"]

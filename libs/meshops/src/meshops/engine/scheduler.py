@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from graphlib import TopologicalSorter
 
 # Databricks' -1 means "retry forever"; locally that would never end a broken run
 UNLIMITED_RETRIES = 10
@@ -119,20 +120,18 @@ def decide(run_if: str, upstream: Sequence[Status]) -> Status | None:
 def critical_first(nodes: Sequence[Node]) -> list[Node]:
     """`nodes` in the order free slots go to ready tasks: the longest chain of dependents
     first (then as declared), so with fewer workers than ready tasks a task others wait for
-    never queues behind a leaf: a flow ends sooner when its critical path starts first."""
+    never queues behind a leaf: a flow ends sooner when its critical path starts first.
+    Iterative (a job may chain a thousand tasks); `depends_on` is checked acyclic before."""
     dependents: dict[str, list[str]] = {n.key: [] for n in nodes}
     for node in nodes:
         for upstream in node.depends_on:
             dependents.setdefault(upstream, []).append(node.key)
     chain: dict[str, int] = {}
-
-    def length(key: str) -> int:
-        if key not in chain:
-            chain[key] = 1 + max((length(d) for d in dependents.get(key, ())), default=0)
-        return chain[key]
-
+    # dependents before the tasks they wait for: each chain is known when it is needed
+    for key in TopologicalSorter(dependents).static_order():
+        chain[key] = 1 + max((chain[d] for d in dependents.get(key, ())), default=0)
     order = {n.key: i for i, n in enumerate(nodes)}
-    return sorted(nodes, key=lambda n: (-length(n.key), order[n.key]))
+    return sorted(nodes, key=lambda n: (-chain[n.key], order[n.key]))
 
 
 class TaskFailed(Exception):

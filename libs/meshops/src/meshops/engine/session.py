@@ -551,10 +551,10 @@ def _start_databricks(options: SessionOptions) -> SparkSession:
 
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 QUICK_JIT = "-XX:TieredStopAtLevel=1"
 """The JVM option of a short-lived session (`SessionOptions.long_lived`): C1 only. Measured
 on the revenue flow (100k trips, embedded, 2 cores): 43 s of CPU instead of 78 s."""
-DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
 
 def local_conf(options: SessionOptions, jar: Path, delta: Iterable[Path] = ()) -> dict[str, str]:
